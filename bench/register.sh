@@ -1,0 +1,430 @@
+#!/usr/bin/env bash
+# REGISTER benchmark: m1node against Kamailio 5.6 as the reference registrar.
+#
+#   bash bench/register.sh
+#
+# Each target runs alone on 127.0.0.1 with the same USERS accounts (login
+# u00001.., password pw-<login>). SIPp drives test/interop/scenarios/register-auth.xml:
+# one "call" = REGISTER -> 401 -> REGISTER with MD5 digest -> 200, so successful
+# calls/s = authenticated registrations/s. For each target:
+#   1. memory: RSS/PSS before and after registering every user once (USERS bindings);
+#   2. steps: for each rate in RATES, DURATION_PER_STEP seconds of calls; stop after
+#      the first step with failures >= MAX_FAIL_PCT %, or that the pair could not
+#      keep up with (achieved < 80 % of offered).
+# Prints a table and writes bench/results/register.md (+ register.tsv, raw rows).
+#
+# Environment (defaults):
+#   DURATION_PER_STEP=15   seconds per step
+#   USERS=10000            accounts, and bindings for the memory figure
+#   RATES="500 1000 ..."   offered calls/s, in order
+#   TARGETS="m1node kamailio"
+#   MEM_RATE=1000          calls/s for the memory phase
+#   MAX_FAIL_PCT=0.1
+#   KAMAILIO_CHILDREN=2    UDP receiver processes (see bench/kamailio/kamailio.cfg)
+# Everything listens on and sends to 127.0.0.1 only. Every process started here is
+# stopped on exit. Needs: sipp (3.6.x), kamailio (5.6), node 24, curl, ss.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+export PATH="$ROOT/node_modules/.bin:$PATH"
+# shellcheck source=lib/proc.sh
+source "$HERE/lib/proc.sh"
+# shellcheck source=lib/net.sh
+source "$HERE/lib/net.sh"
+# shellcheck source=lib/sipp.sh
+source "$HERE/lib/sipp.sh"
+
+DURATION_PER_STEP=${DURATION_PER_STEP:-15}
+USERS=${USERS:-10000}
+RATES=${RATES:-"500 1000 2000 3000 4000 5000 6000 8000 10000 12000 15000 20000"}
+TARGETS=${TARGETS:-"m1node kamailio"}
+MEM_RATE=${MEM_RATE:-1000}
+MAX_FAIL_PCT=${MAX_FAIL_PCT:-0.1}
+KAMAILIO_CHILDREN=${KAMAILIO_CHILDREN:-2}
+KAMAILIO=${KAMAILIO:-/usr/sbin/kamailio}
+SIPP=${SIPP:-sipp}
+
+SCENARIOS="$ROOT/test/interop/scenarios"
+KAMAILIO_CFG="$HERE/kamailio/kamailio.cfg"
+RESULTS="$HERE/results"
+RUN_DIR="$HERE/tmp/register-$(date +%Y%m%d-%H%M%S)-$$"
+HZ=$(proc_hz)
+mkdir -p "$RUN_DIR" "$RESULTS"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+calc() { awk "BEGIN { OFMT = \"%.6f\"; CONVFMT = \"%.6f\"; print ($*) }"; }
+
+# ---------------------------------------------------------------------------
+# process bookkeeping: every long-lived process started here, stopped on exit
+
+STARTED_PIDS=()
+
+stop_pid() {
+  local pid=$1 i tree
+  [ -d "/proc/$pid" ] || return 0
+  tree=$(proc_tree "$pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 50); do
+    [ -d "/proc/$pid" ] || break
+    sleep 0.1
+  done
+  for p in $tree; do
+    [ -d "/proc/$p" ] && kill -KILL "$p" 2>/dev/null || true
+  done
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local pid
+  for pid in "${STARTED_PIDS[@]}"; do stop_pid "$pid"; done
+  STARTED_PIDS=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------------------
+# users
+
+SIPP_USERS="$RUN_DIR/users-sipp.csv"
+M1_USERS="$RUN_DIR/users-m1node.csv"
+sipp_users_csv "$USERS" "$SIPP_USERS"
+m1node_users_csv "$USERS" "$M1_USERS"
+
+# ---------------------------------------------------------------------------
+# SIPp
+
+# -default_behaviors -bye: a failed call is only counted, no BYE is sent for it.
+SIPP_COMMON=(-t u1 -i 127.0.0.1 -nostdin -buff_size 4194304 -recv_timeout 5000 -default_behaviors -bye)
+
+# OPTIONS until a 200 comes back (or give up after ~20 s).
+wait_sip_ready() {
+  local port=$1 sport=$2 i
+  for i in $(seq 1 40); do
+    if timeout -k 2 5 "$SIPP" -sf "$SCENARIOS/options.xml" -m 1 "${SIPP_COMMON[@]}" -p "$sport" \
+         -recv_timeout 400 -timeout 3s -timeout_error "127.0.0.1:$port" >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  return 1
+}
+
+# run_sipp OUTDIR RATE CALLS TIMEOUT_S PORT SPORT: register-auth calls; leaves
+# OUTDIR/stat.csv (trace_stat), OUTDIR/time (real user sys of sipp), OUTDIR/sipp.out
+run_sipp() {
+  local out=$1 rate=$2 calls=$3 tmo=$4 port=$5 sport=$6
+  mkdir -p "$out"
+  local TIMEFORMAT='%3R %3U %3S'
+  { time timeout -k 5 $((tmo + 20)) "$SIPP" -sf "$SCENARIOS/register-auth.xml" -inf "$SIPP_USERS" \
+      -r "$rate" -m "$calls" "${SIPP_COMMON[@]}" -p "$sport" \
+      -timeout "${tmo}s" -timeout_error \
+      -trace_stat -stf "$out/stat.csv" -fd 1 \
+      -trace_err -error_file "$out/errors.log" \
+      "127.0.0.1:$port" >"$out/sipp.out" 2>&1 || true; } 2>"$out/time"
+}
+
+# ---------------------------------------------------------------------------
+# targets: start_<target> sets TARGET_PID (and TARGET_WEB for m1node), returns 1
+# with TARGET_SKIP set when it cannot run
+
+TARGET_PID=""
+TARGET_WEB=""
+TARGET_SKIP=""
+TARGET_CMD=""
+
+start_kamailio() {
+  local port=$1 dir=$2
+  mkdir -p "$dir"
+  TARGET_CMD="$KAMAILIO -f $KAMAILIO_CFG -DD -E -m 256 -M 32 -l udp:127.0.0.1:$port -Y $dir -P $dir/kamailio.pid -A 'BENCH_CTL=\"unix:$dir/ctl\"'"
+  if [ "$KAMAILIO_CHILDREN" != 2 ]; then
+    sed "s/^children=2$/children=$KAMAILIO_CHILDREN/" "$KAMAILIO_CFG" > "$dir/kamailio.cfg"
+  else
+    cp "$KAMAILIO_CFG" "$dir/kamailio.cfg"
+  fi
+  "$KAMAILIO" -f "$dir/kamailio.cfg" -DD -E -m 256 -M 32 -l "udp:127.0.0.1:$port" \
+    -Y "$dir" -P "$dir/kamailio.pid" -A "BENCH_CTL=\"unix:$dir/ctl\"" >"$dir/kamailio.log" 2>&1 &
+  TARGET_PID=$!
+  STARTED_PIDS+=("$TARGET_PID")
+}
+
+kam_rpc() { kamcmd -s "unix:$1/ctl" "${@:2}" 2>/dev/null; }
+
+m1() { node "$ROOT/bin/m1node.js" "$@"; }
+
+start_m1node() {
+  local port=$1 dir=$2 web
+  mkdir -p "$dir"
+  if [ ! -f "$ROOT/bin/m1node.js" ]; then
+    TARGET_SKIP="bin/m1node.js not found"
+    return 1
+  fi
+  log "m1node: importing $USERS users"
+  local t0 t1
+  t0=$(date +%s.%N)
+  if ! m1 user import "$M1_USERS" --data "$dir/data" >"$dir/import.log" 2>&1; then
+    TARGET_SKIP="user import failed: $(tail -3 "$dir/import.log" | tr '\n' ' ')"
+    return 1
+  fi
+  t1=$(date +%s.%N)
+  echo "$(calc "$t1 - $t0")" > "$dir/import.seconds"
+  web=$(free_port)
+  TARGET_WEB=$web
+  TARGET_CMD="M1NODE_SIP_UDP_PORT=$port M1NODE_SIP_TCP_PORT=$port M1NODE_SIP_HOST=127.0.0.1 M1NODE_SIP_DOMAIN=127.0.0.1 M1NODE_SIP_EGRESS_ALLOW=127.0.0.0/8 M1NODE_WEB_PORT=$web M1NODE_LOG_LEVEL=warn node bin/m1node.js start --data $dir/data"
+  M1NODE_SIP_UDP_PORT=$port M1NODE_SIP_TCP_PORT=$port M1NODE_SIP_HOST=127.0.0.1 \
+  M1NODE_SIP_DOMAIN=127.0.0.1 M1NODE_SIP_EGRESS_ALLOW=127.0.0.0/8 \
+  M1NODE_WEB_PORT=$web M1NODE_WEB_HOST=127.0.0.1 M1NODE_LOG_LEVEL=warn \
+    node "$ROOT/bin/m1node.js" start --data "$dir/data" >"$dir/m1node.log" 2>&1 &
+  TARGET_PID=$!
+  STARTED_PIDS+=("$TARGET_PID")
+  local i
+  for i in $(seq 1 60); do
+    if curl -fsS -o /dev/null "http://127.0.0.1:$web/health" 2>/dev/null; then return 0; fi
+    if [ ! -d "/proc/$TARGET_PID" ]; then
+      TARGET_SKIP="m1node exited: $(tail -3 "$dir/m1node.log" | tr '\n' ' ')"
+      return 1
+    fi
+    sleep 0.5
+  done
+  TARGET_SKIP="/health not ready after 30 s"
+  return 1
+}
+
+# The value of a Prometheus sample (first match of a metric name), or "-".
+metric() {
+  local web=$1 name=$2
+  curl -fsS "http://127.0.0.1:$web/metrics" 2>/dev/null |
+    awk -v n="$name" '$1 == n || index($1, n "{") == 1 { print $2; found = 1; exit } END { if (!found) print "-" }'
+}
+
+# ---------------------------------------------------------------------------
+# one target
+
+ROWS="$RUN_DIR/rows.tsv"     # target rate achieved fail% retrans p50 p99 cpu rssMB pssMB sippcpu calls ok
+MEMS="$RUN_DIR/mem.tsv"      # target key value
+printf 'target\toffered\tachieved\tfail_pct\tretrans\tp50_ms\tp99_ms\tcpu_pct\trss_mb\tpss_mb\tsipp_cpu_pct\tcalls\tok\n' > "$ROWS"
+: > "$MEMS"
+mem() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$MEMS"; }
+
+bench_target() {
+  local target=$1 dir="$RUN_DIR/$1"
+  local port sport
+  port=$(free_port); sport=$(free_port)
+  while [ "$sport" = "$port" ]; do sport=$(free_port); done
+  TARGET_PID=""; TARGET_WEB=""; TARGET_SKIP=""; TARGET_CMD=""
+  log "$target: starting on udp 127.0.0.1:$port"
+  if ! "start_$target" "$port" "$dir"; then
+    log "$target: not run: $TARGET_SKIP"
+    mem "$target" skipped "$TARGET_SKIP"
+    [ -n "$TARGET_PID" ] && stop_pid "$TARGET_PID"
+    return 0
+  fi
+  mem "$target" command "$TARGET_CMD"
+  if ! wait_sip_ready "$port" "$sport"; then
+    log "$target: no answer to OPTIONS"
+    mem "$target" skipped "no answer to OPTIONS on 127.0.0.1:$port"
+    stop_pid "$TARGET_PID"
+    return 0
+  fi
+  [ -f "$dir/import.seconds" ] && mem "$target" import_seconds "$(cat "$dir/import.seconds")"
+
+  # -- memory per registration
+  sleep 2
+  local tree rss0 pss0 rss1 pss1 extra0="" extra1=""
+  tree=$(proc_tree "$TARGET_PID")
+  rss0=$(proc_rss_kb $tree); pss0=$(proc_pss_kb $tree)
+  if [ "$target" = kamailio ]; then
+    extra0=$(kam_rpc "$dir" core.shmmem | awk '$1 == "real_used:" { print $2 }')
+  elif [ -n "$TARGET_WEB" ]; then
+    extra0=$(metric "$TARGET_WEB" nodejs_heap_size_used_bytes)
+  fi
+  log "$target: registering $USERS users at $MEM_RATE/s (memory phase)"
+  run_sipp "$dir/mem" "$MEM_RATE" "$USERS" $((USERS / MEM_RATE + 30)) "$port" "$sport"
+  sleep 3
+  tree=$(proc_tree "$TARGET_PID")
+  rss1=$(proc_rss_kb $tree); pss1=$(proc_pss_kb $tree)
+  local msum bindings="-"
+  msum=$(sipp_stat_summary "$dir/mem/stat.csv")
+  if [ "$target" = kamailio ]; then
+    extra1=$(kam_rpc "$dir" core.shmmem | awk '$1 == "real_used:" { print $2 }')
+    bindings=$(kam_rpc "$dir" stats.get_statistics location_contacts | awk '{ print $NF }')
+    mem "$target" shm_bytes_per_binding "$(calc "($extra1 - $extra0) / $USERS")"
+  elif [ -n "$TARGET_WEB" ]; then
+    extra1=$(metric "$TARGET_WEB" nodejs_heap_size_used_bytes)
+    bindings=$(metric "$TARGET_WEB" m1node_registrar_bindings)
+    if [ "$extra0" != - ] && [ "$extra1" != - ]; then
+      mem "$target" heap_bytes_per_binding "$(calc "($extra1 - $extra0) / $USERS")"
+    fi
+  fi
+  mem "$target" mem_phase_calls "$msum"
+  mem "$target" bindings "$bindings"
+  mem "$target" rss_kb_before "$rss0"
+  mem "$target" rss_kb_after "$rss1"
+  mem "$target" pss_kb_before "$pss0"
+  mem "$target" pss_kb_after "$pss1"
+  mem "$target" rss_bytes_per_binding "$(calc "($rss1 - $rss0) * 1024 / $USERS")"
+  mem "$target" pss_bytes_per_binding "$(calc "($pss1 - $pss0) * 1024 / $USERS")"
+  log "$target: memory: RSS ${rss0} -> ${rss1} kB, PSS ${pss0} -> ${pss1} kB, bindings=$bindings (calls: $msum)"
+
+  # -- rate steps
+  local rate calls t0 t1 k0 k1 wall s created ok failed retrans elapsed p50 p99
+  local achieved failpct cpu rss pss sippcpu
+  for rate in $RATES; do
+    calls=$((rate * DURATION_PER_STEP))
+    tree=$(proc_tree "$TARGET_PID")
+    k0=$(proc_ticks $tree)
+    t0=$(date +%s.%N)
+    run_sipp "$dir/step-$rate" "$rate" "$calls" $((DURATION_PER_STEP + 10)) "$port" "$sport"
+    t1=$(date +%s.%N)
+    tree=$(proc_tree "$TARGET_PID")
+    k1=$(proc_ticks $tree)
+    rss=$(proc_rss_kb $tree); pss=$(proc_pss_kb $tree)
+    if [ ! -s "$dir/step-$rate/stat.csv" ]; then
+      log "$target: step $rate: sipp wrote no statistics (see $dir/step-$rate/sipp.out)"
+      break
+    fi
+    read -r created ok failed retrans elapsed p50 p99 < <(sipp_stat_summary "$dir/step-$rate/stat.csv")
+    wall=$(calc "$t1 - $t0")
+    achieved=$(calc "$elapsed > 0 ? $ok / $elapsed : 0")
+    # calls sent but never completed (global timeout) count as failed
+    failpct=$(calc "$created > 0 ? ($created - $ok) * 100 / $created : 100")
+    cpu=$(calc "($k1 - $k0) * 100 / $HZ / $wall")
+    read -r _ su ss < <(tail -1 "$dir/step-$rate/time")
+    sippcpu=$(calc "($su + $ss) * 100 / $wall")
+    printf '%s\t%d\t%.0f\t%.3f\t%d\t%s\t%s\t%.0f\t%.1f\t%.1f\t%.0f\t%d\t%d\n' \
+      "$target" "$rate" "$achieved" "$failpct" "$retrans" "$p50" "$p99" "$cpu" \
+      "$(calc "$rss / 1024")" "$(calc "$pss / 1024")" "$sippcpu" "$created" "$ok" >> "$ROWS"
+    log "$(printf '%s: offered %6d/s  achieved %8.1f/s  failed %.3f%%  retrans %d  p99<%sms  cpu %s%%  rss %s MB  sipp cpu %s%%' \
+      "$target" "$rate" "$achieved" "$failpct" "$retrans" "$p99" "$(calc "int($cpu)")" "$(calc "int($rss / 1024)")" "$(calc "int($sippcpu)")")"
+    if [ "$(calc "$failpct >= $MAX_FAIL_PCT")" = 1 ]; then
+      log "$target: failures >= $MAX_FAIL_PCT % at $rate/s: stop"
+      break
+    fi
+    if [ "$(calc "$achieved < 0.8 * $rate")" = 1 ]; then
+      log "$target: achieved < 80 % of offered at $rate/s: stop"
+      break
+    fi
+  done
+  if [ "$target" = m1node ] && [ -n "$TARGET_WEB" ]; then
+    mem "$target" bindings_end "$(metric "$TARGET_WEB" m1node_registrar_bindings)"
+  fi
+  stop_pid "$TARGET_PID"
+}
+
+for t in $TARGETS; do
+  case $t in
+    m1node|kamailio) bench_target "$t" ;;
+    *) log "unknown target $t"; exit 2 ;;
+  esac
+done
+cleanup
+
+# ---------------------------------------------------------------------------
+# report
+
+memval() { awk -F'\t' -v t="$1" -v k="$2" '$1 == t && $2 == k { v = $3 } END { print (v == "" ? "-" : v) }' "$MEMS"; }
+# best = highest achieved rate of a step under the failure threshold
+best() { awk -F'\t' -v t="$1" -v m="$MAX_FAIL_PCT" 'NR > 1 && $1 == t && $4 < m && $3 > b { b = $3 } END { print b + 0 }' "$ROWS"; }
+
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+NPROC=$(nproc)
+V_NODE=$(node -v 2>/dev/null || echo -)
+V_KAM=$({ "$KAMAILIO" -v 2>/dev/null || true; } | awk '/^version:/ { print $2, $3; exit }')
+V_SIPP=$({ "$SIPP" -v 2>/dev/null || true; } | awk '/SIPp v/ { sub(/\.$/, "", $2); print $2; exit }')
+V_M1=$(node -e "console.log(require('$ROOT/package.json').version)" 2>/dev/null || echo -)
+GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo -)
+
+{
+  echo "# REGISTER benchmark: m1node vs Kamailio"
+  echo
+  echo "Generated by \`bash bench/register.sh\` on $(date -u +'%Y-%m-%d %H:%M UTC')."
+  echo
+  echo "| | |"
+  echo "|---|---|"
+  echo "| machine | $NPROC CPUs, $CPU_MODEL, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) RAM, $(uname -sr) |"
+  echo "| m1node | $V_M1 (git $GIT_REV), Node $V_NODE |"
+  echo "| Kamailio | $V_KAM, \`children=$KAMAILIO_CHILDREN\`, \`-m 256 -M 32\`, usrloc in memory, [bench/kamailio/kamailio.cfg](../kamailio/kamailio.cfg) |"
+  echo "| SIPp | $V_SIPP, one instance, one UDP socket (\`-t u1\`) |"
+  echo "| users | $USERS (u00001.., password \`pw-<login>\`), MD5 digest, qop=auth as offered |"
+  echo "| steps | $DURATION_PER_STEP s each, rates: $RATES; stop at failures >= $MAX_FAIL_PCT % or achieved < 80 % of offered |"
+  echo
+  echo "Everything runs on the same $NPROC cores: the server under test **and** SIPp. One call is"
+  echo "REGISTER -> 401 -> REGISTER with credentials -> 200 (4 messages), so *REGISTER/s* below counts"
+  echo "authenticated registrations per second. Each call re-registers the same Contact for one"
+  echo "of the $USERS users in turn, so the location table stays at $USERS bindings."
+  echo
+  echo "## Best sustained rate"
+  echo
+  echo "| target | best REGISTER/s (failures < $MAX_FAIL_PCT %) |"
+  echo "|---|---:|"
+  for t in $TARGETS; do
+    if [ "$(memval "$t" skipped)" != - ]; then
+      echo "| $t | not run: $(memval "$t" skipped) |"
+    else
+      echo "| $t | $(best "$t") |"
+    fi
+  done
+  bm=$(best m1node); bk=$(best kamailio)
+  if [ "$(calc "$bm > 0 && $bk > 0")" = 1 ]; then
+    echo
+    echo "**Ratio m1node / Kamailio: $(calc "sprintf(\"%.2f\", $bm / $bk)")**"
+  fi
+  echo
+  echo "## Steps"
+  echo
+  echo "CPU % is the server's user+system time over the step's wall time (200 % = both cores),"
+  echo "summed over all its processes (Kamailio: main + children). RSS sums VmRSS of those processes"
+  echo "(Kamailio's shared memory is counted once per process that touched it); PSS shares it out, so"
+  echo "PSS is the fair figure for a multi-process server. Latency: first REGISTER to 200 (SIPp rtd,"
+  echo "millisecond buckets: \"p99 < 5\" means 99 % of calls took under 5 ms)."
+  echo
+  echo "| target | offered/s | REGISTER/s | failed % | retrans | p50 ms | p99 ms | CPU % | RSS MB | PSS MB | SIPp CPU % |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | < %s | < %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' "$ROWS"
+  echo
+  echo "## Memory per registration"
+  echo
+  echo "Measured on a fresh server: before, and 3 s after, registering each of the $USERS users once"
+  echo "(at $MEM_RATE/s); the difference divided by $USERS."
+  echo
+  echo "| target | bindings | RSS before → after (MB) | RSS bytes / binding | PSS before → after (MB) | PSS bytes / binding | allocator view |"
+  echo "|---|---:|---|---:|---|---:|---|"
+  for t in $TARGETS; do
+    [ "$(memval "$t" skipped)" != - ] && continue
+    extra="-"
+    [ "$(memval "$t" shm_bytes_per_binding)" != - ] && extra="shm real_used: $(calc "int($(memval "$t" shm_bytes_per_binding))") B/binding"
+    [ "$(memval "$t" heap_bytes_per_binding)" != - ] && extra="V8 heap used: $(calc "int($(memval "$t" heap_bytes_per_binding))") B/binding"
+    echo "| $t | $(memval "$t" bindings) | $(calc "sprintf(\"%.1f → %.1f\", $(memval "$t" rss_kb_before) / 1024, $(memval "$t" rss_kb_after) / 1024)") | $(calc "int($(memval "$t" rss_bytes_per_binding))") | $(calc "sprintf(\"%.1f → %.1f\", $(memval "$t" pss_kb_before) / 1024, $(memval "$t" pss_kb_after) / 1024)") | $(calc "int($(memval "$t" pss_bytes_per_binding))") | $extra |"
+  done
+  echo
+  echo "## Commands"
+  echo
+  echo '```sh'
+  for t in $TARGETS; do
+    [ "$(memval "$t" command)" != - ] && echo "# $t" && echo "$(memval "$t" command)"
+  done
+  echo "# each step (RATE calls/s for $DURATION_PER_STEP s)"
+  echo "sipp -sf test/interop/scenarios/register-auth.xml -inf users.csv -r RATE -m \$((RATE * $DURATION_PER_STEP)) ${SIPP_COMMON[*]} -p SIPP_PORT -timeout $((DURATION_PER_STEP + 10))s -timeout_error -trace_stat -stf stat.csv -fd 1 127.0.0.1:PORT"
+  echo '```'
+  if [ "$(memval m1node import_seconds)" != - ]; then
+    echo
+    echo "\`m1node user import\` of the $USERS users took $(calc "sprintf(\"%.1f\", $(memval m1node import_seconds))") s."
+  fi
+  echo
+  echo "Raw rows: [register.tsv](register.tsv)."
+} > "$RESULTS/register.md"
+cp "$ROWS" "$RESULTS/register.tsv"
+
+echo
+column -t -s $'\t' "$ROWS"
+echo
+for t in $TARGETS; do
+  if [ "$(memval "$t" skipped)" != - ]; then
+    echo "$t: not run ($(memval "$t" skipped))"
+  else
+    echo "$t: best $(best "$t") REGISTER/s; memory $(calc "int($(memval "$t" pss_bytes_per_binding))") B/binding (PSS), $(calc "int($(memval "$t" rss_bytes_per_binding))") B/binding (RSS)"
+  fi
+done
+bm=$(best m1node); bk=$(best kamailio)
+[ "$(calc "$bm > 0 && $bk > 0")" = 1 ] && echo "ratio m1node/kamailio: $(calc "sprintf(\"%.2f\", $bm / $bk)")"
+echo "report: $RESULTS/register.md (run files: $RUN_DIR)"

@@ -1,0 +1,122 @@
+import { join } from 'node:path'
+import type { M1Config } from '../config/index.js'
+import { readDaemonInfo, readTokenIfAny, FILES } from '../datadir.js'
+import { Store } from '../store/index.js'
+import { Users, ImportError, type ImportResult } from '../users/index.js'
+import { CliError } from './exit.js'
+
+export interface PublicUser { login: string, displayName?: string, realm: string, sha256: boolean, createdAt: number, registrations?: number }
+
+/** What the CLI does to users, whether the daemon runs (control API) or not (the store, opened directly). */
+export interface Admin {
+  readonly live: boolean
+  status(): Promise<Record<string, unknown> | undefined>
+  addUser(login: string, password: string, displayName?: string): Promise<PublicUser>
+  setPassword(login: string, password: string): Promise<void>
+  removeUser(login: string): Promise<void>
+  listUsers(): Promise<PublicUser[]>
+  importCsv(text: string, update: boolean): Promise<ImportResult>
+  close(): Promise<void>
+}
+
+/**
+ * The daemon holds the LevelDB lock, so while it runs the CLI goes through its control API (token in the data dir);
+ * when it is down (no daemon.json, or nothing answers there) the CLI opens the store itself.
+ */
+export async function openAdmin (dataDir: string, config: M1Config): Promise<Admin> {
+  const daemon = await readDaemonInfo(dataDir)
+  const token = await readTokenIfAny(dataDir)
+  if (daemon != null && token != null) {
+    const api = new ApiAdmin(daemon.url, token)
+    if (await api.reachable()) return api
+  }
+  const store = new Store({}, { path: join(dataDir, FILES.store), sync: config.store.sync })
+  await store.start()
+  const realm = config.auth.realm !== '' ? config.auth.realm : await directRealm(dataDir, config)
+  return new StoreAdmin(store, new Users({ store }, { realm }))
+}
+
+/** The realm the daemon would use: auth.realm, else sip.domain, else the node name. */
+async function directRealm (dataDir: string, config: M1Config): Promise<string> {
+  if (config.sip.domain !== '') return config.sip.domain.toLowerCase()
+  if (config.node.name !== '') return config.node.name
+  const { loadIdentity, defaultNodeName, ensureDataDir } = await import('../datadir.js')
+  await ensureDataDir(dataDir)
+  return defaultNodeName(await loadIdentity(dataDir))
+}
+
+class ApiAdmin implements Admin {
+  readonly live = true
+  constructor (private readonly url: string, private readonly token: string) {}
+
+  async reachable (): Promise<boolean> {
+    try {
+      const res = await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(2000) })
+      return res.status === 200 || res.status === 503
+    } catch {
+      return false
+    }
+  }
+
+  private async call (method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<any> {
+    const res = await fetch(`${this.url}/api${path}`, {
+      method,
+      headers: { authorization: `Bearer ${this.token}`, ...(body != null ? { 'content-type': contentType } : {}) },
+      ...(body != null ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(120_000)
+    })
+    const text = await res.text()
+    const data = text !== '' ? JSON.parse(text) : undefined
+    if (res.ok) return data
+    const message: string = data?.error ?? `HTTP ${res.status}`
+    if (res.status === 400 && Array.isArray(data?.rows)) throw new ImportError(data.rows)
+    if (res.status === 400) throw new CliError(message, 2)
+    if (res.status === 404) throw new CliError(message, 2)
+    if (res.status === 409) throw new CliError(message, 2)
+    throw new CliError(`daemon answered: ${message}`)
+  }
+
+  async status (): Promise<Record<string, unknown>> { return await this.call('GET', '/status') }
+  async addUser (login: string, password: string, displayName?: string): Promise<PublicUser> {
+    return await this.call('POST', '/users', { login, password, ...(displayName != null ? { displayName } : {}) })
+  }
+
+  async setPassword (login: string, password: string): Promise<void> { await this.call('PUT', `/users/${encodeURIComponent(login)}/password`, { password }) }
+  async removeUser (login: string): Promise<void> { await this.call('DELETE', `/users/${encodeURIComponent(login)}`) }
+  async listUsers (): Promise<PublicUser[]> {
+    const out: PublicUser[] = []
+    let after: string | undefined
+    for (;;) {
+      const page: { users: PublicUser[] } = await this.call('GET', `/users?limit=10000${after != null ? `&after=${encodeURIComponent(after)}` : ''}`)
+      out.push(...page.users)
+      if (page.users.length < 10000) return out
+      after = page.users[page.users.length - 1]!.login
+    }
+  }
+
+  async importCsv (text: string, update: boolean): Promise<ImportResult> {
+    return await this.call('POST', `/users/import${update ? '?update=1' : ''}`, text, 'text/csv')
+  }
+
+  async close (): Promise<void> {}
+}
+
+class StoreAdmin implements Admin {
+  readonly live = false
+  constructor (private readonly store: Store, private readonly users: Users) {}
+  async status (): Promise<undefined> { return undefined }
+  async addUser (login: string, password: string, displayName?: string): Promise<PublicUser> {
+    const u = await this.users.add({ login, password, ...(displayName != null ? { displayName } : {}) })
+    return { login: u.login, realm: u.realm, sha256: u.ha1Sha256 != null, createdAt: u.createdAt, ...(u.displayName != null ? { displayName: u.displayName } : {}) }
+  }
+
+  async setPassword (login: string, password: string): Promise<void> { await this.users.setPassword(login, password) }
+  async removeUser (login: string): Promise<void> { await this.users.remove(login) }
+  async listUsers (): Promise<PublicUser[]> {
+    return (await this.users.list()).map(u => ({ login: u.login, realm: u.realm, sha256: u.ha1Sha256 != null, createdAt: u.createdAt, ...(u.displayName != null ? { displayName: u.displayName } : {}) }))
+  }
+
+  async importCsv (text: string, update: boolean): Promise<ImportResult> { return await this.users.importCsv(text, { update }) }
+  async close (): Promise<void> { await this.store.stop() }
+}
+

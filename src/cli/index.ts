@@ -1,0 +1,196 @@
+// cli: the m1node command (commander). Composition level: may import any module.
+// Public API: main(argv).
+import { readFile, writeFile, access } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Command, Option } from 'commander'
+import { loadConfig, expandPath, exampleToml, envName, type M1Config } from '../config/index.js'
+import { ConfigError, InvalidInputError } from '../core/errors.js'
+import { M1Node } from '../node.js'
+import { VERSION } from '../version.js'
+import { FILES, defaultNodeName, ensureDataDir, loadIdentity, loadToken } from '../datadir.js'
+import { normalizeLogin } from '../users/index.js'
+import { openAdmin, type Admin } from './control-client.js'
+import { CliError, EXIT, fail } from './exit.js'
+import { readPassword } from './prompt.js'
+import { banner } from './banner.js'
+
+interface Common { data?: string, config?: string }
+
+/** Resolves the data dir and loads the config: defaults < file < M1NODE_* env < flags. */
+async function resolve (opts: Common, overrides: Record<string, unknown> = {}): Promise<{ config: M1Config, dataDir: string }> {
+  const env = process.env
+  const dataFlag = opts.data ?? env[envName('node.data_dir')]
+  let dataDir = expandPath(dataFlag ?? '~/.m1node')
+  const configFile = opts.config != null ? expandPath(opts.config) : undefined
+  let config = await loadConfig({ ...(configFile != null ? { file: configFile } : { defaultFile: join(dataDir, FILES.config) }), env, overrides: { ...overrides, ...(dataFlag != null ? { 'node.data_dir': dataFlag } : {}) } })
+  if (dataFlag == null && configFile != null) {
+    // the config file may name the data dir
+    dataDir = expandPath(config.node.dataDir)
+  }
+  if (configFile == null && dataFlag == null && config.node.dataDir !== '~/.m1node') dataDir = expandPath(config.node.dataDir)
+  config = config satisfies M1Config
+  return { config, dataDir }
+}
+
+function common (cmd: Command): Command {
+  return cmd
+    .option('-d, --data <dir>', 'data directory (default ~/.m1node, or M1NODE_NODE_DATA_DIR)')
+    .option('-c, --config <file>', 'config file (default <data>/config.toml when present)')
+}
+
+async function withAdmin<T> (opts: Common, fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const { config, dataDir } = await resolve(opts)
+  const admin = await openAdmin(dataDir, config)
+  try { return await fn(admin) } finally { await admin.close() }
+}
+
+function checkLogin (login: string): string {
+  return normalizeLogin(login)
+}
+
+export function buildProgram (): Command {
+  const program = new Command('m1node')
+    .description('m1node: a federated node for calls and messages between logins (SIP registrar today)')
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => { if (!s.startsWith('error:')) process.stderr.write(s) } })
+    .showHelpAfterError(false)
+
+  common(program.command('init'))
+    .description('create the data dir: node identity, control token and a config file')
+    .option('--name <name>', 'node name (default: derived from the identity)')
+    .option('--domain <domain>', 'SIP domain of the users (default: the node name)')
+    .option('--force', 'overwrite an existing config file')
+    .action(async (opts: Common & { name?: string, domain?: string, force?: boolean }) => {
+      const overrides = { ...(opts.name != null ? { 'node.name': opts.name } : {}), ...(opts.domain != null ? { 'sip.domain': opts.domain } : {}) }
+      const { config, dataDir } = await resolve(opts, overrides)
+      await ensureDataDir(dataDir)
+      const identity = await loadIdentity(dataDir)
+      await loadToken(dataDir)
+      const file = opts.config != null ? expandPath(opts.config) : join(dataDir, FILES.config)
+      const exists = await access(file).then(() => true, () => false)
+      if (exists && opts.force !== true) throw new CliError(`${file} exists (use --force to overwrite)`, EXIT.usage)
+      const name = config.node.name !== '' ? config.node.name : defaultNodeName(identity)
+      let text = exampleToml().replace(/^name = ""$/m, `name = ${JSON.stringify(name)}`)
+      if (opts.domain != null) text = text.replace(/^domain = ""$/m, `domain = ${JSON.stringify(config.sip.domain)}`)
+      await writeFile(file, text, { mode: 0o600 })
+      process.stdout.write(`initialised ${dataDir}\n  node name  ${name}\n  peer id    ${identity.peerId}\n  config     ${file}\n`)
+    })
+
+  common(program.command('start'))
+    .description('run the node in the foreground (SIGINT/SIGTERM stop it)')
+    .action(async (opts: Common) => {
+      const { config, dataDir } = await resolve(opts)
+      const node = new M1Node(config, dataDir)
+      let stopping = false
+      const stop = (signal: string): void => {
+        if (stopping) return
+        stopping = true
+        node.logger.info({ signal }, 'stopping')
+        node.stop().then(() => process.exit(0), (err: unknown) => { node.logger.error({ err }, 'stop failed'); process.exit(1) })
+      }
+      process.on('SIGINT', () => { stop('SIGINT') })
+      process.on('SIGTERM', () => { stop('SIGTERM') })
+      await node.start()
+      process.stdout.write(banner(node.info()))
+      await new Promise(() => {}) // runs until a signal
+    })
+
+  common(program.command('status'))
+    .description('show whether the daemon runs, where it listens and what it holds')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: Common & { json?: boolean }) => {
+      await withAdmin(opts, async (admin) => {
+        const status = await admin.status()
+        if (status == null) {
+          const users = (await admin.listUsers()).length
+          if (opts.json === true) process.stdout.write(JSON.stringify({ running: false, users }) + '\n')
+          else process.stdout.write(`not running (data dir holds ${users} users)\n`)
+          throw new CliError('', EXIT.notRunning)
+        }
+        if (opts.json === true) { process.stdout.write(JSON.stringify({ running: true, ...status }) + '\n'); return }
+        const s = status as any
+        process.stdout.write([
+          `running: ${String(s.name)} (m1node ${String(s.version)}), up ${String(s.uptimeSeconds)} s`,
+          `  SIP domain     ${String(s.domain)}`,
+          `  listening      ${(s.sip as any[]).map(a => `${String(a.transport)} ${String(a.address)}:${String(a.port)}`).join(', ')}`,
+          `  registrations  ${String(s.registrations)}`,
+          `  peer id        ${String(s.peerId)}`,
+          ''
+        ].join('\n'))
+      })
+    })
+
+  const user = program.command('user').description('manage users (logins)')
+  common(user.command('add <login>'))
+    .description('create a user; asks for the password when --password is left out')
+    .option('-p, --password <password>', 'password (avoid on shared machines: it lands in shell history)')
+    .option('-n, --name <display name>', 'display name')
+    .action(async (login: string, opts: Common & { password?: string, name?: string }) => {
+      const normalized = checkLogin(login)
+      const password = opts.password ?? await readPassword(`password for ${normalized}: `, true)
+      await withAdmin(opts, async (admin) => {
+        const u = await admin.addUser(normalized, password, opts.name)
+        process.stdout.write(`added ${u.login}${admin.live ? '' : ' (daemon not running: written to the store)'}\n`)
+      })
+    })
+  common(user.command('passwd <login>'))
+    .description('change a user\'s password')
+    .option('-p, --password <password>', 'new password')
+    .action(async (login: string, opts: Common & { password?: string }) => {
+      const normalized = checkLogin(login)
+      const password = opts.password ?? await readPassword(`new password for ${normalized}: `, true)
+      await withAdmin(opts, async (admin) => { await admin.setPassword(normalized, password) })
+      process.stdout.write(`password of ${normalized} changed\n`)
+    })
+  common(user.command('rm <login>'))
+    .description('remove a user')
+    .action(async (login: string, opts: Common) => {
+      const normalized = checkLogin(login)
+      await withAdmin(opts, async (admin) => { await admin.removeUser(normalized) })
+      process.stdout.write(`removed ${normalized}\n`)
+    })
+  common(user.command('list'))
+    .description('list users')
+    .option('--json', 'one JSON object per line')
+    .action(async (opts: Common & { json?: boolean }) => {
+      await withAdmin(opts, async (admin) => {
+        const users = await admin.listUsers()
+        const out: string[] = []
+        for (const u of users) {
+          out.push(opts.json === true ? JSON.stringify(u) : `${u.login}\t${u.displayName ?? ''}${u.registrations != null ? `\t${u.registrations} registered` : ''}`)
+        }
+        if (out.length > 0) process.stdout.write(out.join('\n') + '\n')
+      })
+    })
+  common(user.command('import <file>'))
+    .description('bulk-create users from CSV: login,password,display_name (or a header naming login, password, ha1_md5, ha1_sha256, realm, display_name)')
+    .option('--update', 'overwrite users that exist')
+    .action(async (file: string, opts: Common & { update?: boolean }) => {
+      let text: string
+      try { text = await readFile(file, 'utf8') } catch (err: any) { throw new InvalidInputError('file', `cannot read ${file}: ${err?.code ?? err?.message}`) }
+      await withAdmin(opts, async (admin) => {
+        const r = await admin.importCsv(text, opts.update === true)
+        process.stdout.write(`imported ${r.added} new, ${r.updated} updated\n`)
+      })
+    })
+
+  program.addOption(new Option('--no-color').hideHelp())
+  return program
+}
+
+/** Runs the CLI; every failure becomes one line on stderr and an exit code (see exit.ts). */
+export async function main (argv: string[] = process.argv): Promise<void> {
+  const program = buildProgram()
+  try {
+    if (argv.length <= 2) {
+      program.outputHelp()
+      process.exit(EXIT.usage)
+    }
+    await program.parseAsync(argv)
+  } catch (err) {
+    if (err instanceof CliError && err.message === '') process.exit(err.code)
+    if (err instanceof ConfigError && err.path === '--config') fail(new CliError(err.message, EXIT.usage))
+    fail(err)
+  }
+}

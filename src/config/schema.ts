@@ -1,0 +1,191 @@
+import { ConfigError } from '../core/errors.js'
+
+/** One config key: its type, default and the line that documents it (config.example.toml, docs/config.md). */
+export interface Field {
+  type: 'string' | 'integer' | 'boolean' | 'string[]'
+  default: string | number | boolean | string[]
+  doc: string
+  min?: number
+  max?: number
+  /** allowed values (for strings and list items) */
+  values?: readonly string[]
+  /** extra check; returns the reason when the value is bad */
+  check?: (value: any) => string | undefined
+}
+
+const port = (doc: string, def: number) => ({ type: 'integer' as const, default: def, min: 0, max: 65535, doc })
+const seconds = (doc: string, def: number, min = 0, max = 86_400 * 365) => ({ type: 'integer' as const, default: def, min, max, doc })
+
+const CIDR_RE = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:.]+)\/\d{1,3}$/
+
+/**
+ * Every config key, one table per module. Keys are snake_case in TOML and environment variables
+ * (`M1NODE_<TABLE>_<KEY>`, e.g. M1NODE_SIP_UDP_PORT); the loaded config is camelCase.
+ */
+export const SCHEMA = {
+  node: {
+    name: { type: 'string', default: '', doc: 'Name of this node in the network (a login-like name). Empty: chosen by `m1node init` / first start from the node identity.', check: (v: string) => v === '' || /^[a-z0-9][a-z0-9.-]{1,62}$/.test(v) ? undefined : 'must be 2-63 characters of a-z, 0-9, "." and "-"' },
+    data_dir: { type: 'string', default: '~/.m1node', doc: 'Data directory: identity key, LevelDB store, control token. `--data` overrides it.' }
+  },
+  sip: {
+    domain: { type: 'string', default: '', doc: 'SIP domain of this node\'s users (login@domain). Empty: the node name. Requests to any address the node listens on are local too.' },
+    aliases: { type: 'string[]', default: [], doc: 'Other host names that mean this node (e.g. its DNS names).' },
+    host: { type: 'string', default: '0.0.0.0', doc: 'Address the SIP transports listen on.' },
+    transports: { type: 'string[]', default: ['udp', 'tcp', 'ws'], values: ['udp', 'tcp', 'ws'], doc: 'SIP transports to run.' },
+    udp_port: port('UDP port (0: any free port).', 5060),
+    tcp_port: port('TCP port (0: any free port).', 5060),
+    ws_port: port('WebSocket (RFC 7118) port (0: any free port).', 5066),
+    egress_allow: { type: 'string[]', default: ['0.0.0.0/0', '::/0'], doc: 'CIDR ranges the node may send SIP to; anything else is refused before it leaves.', check: (v: string[]) => v.every(c => CIDR_RE.test(c)) ? undefined : 'every entry must be a CIDR range like 127.0.0.0/8' },
+    force_rport: { type: 'boolean', default: true, doc: 'Answer to the source address and port of a request even without rport in its Via (RFC 3581 behaviour for every client).' },
+    tcp_idle_timeout: seconds('Seconds after which an idle TCP connection is closed.', 600, 1),
+    max_connections: { type: 'integer', default: 10_000, min: 1, max: 1_000_000, doc: 'Most TCP and WebSocket connections open at once.' },
+    t1: { type: 'integer', default: 500, min: 50, max: 10_000, doc: 'RFC 3261 timer T1, milliseconds (round-trip estimate).' },
+    t2: { type: 'integer', default: 4000, min: 100, max: 60_000, doc: 'RFC 3261 timer T2, milliseconds (longest retransmit interval).' },
+    t4: { type: 'integer', default: 5000, min: 100, max: 60_000, doc: 'RFC 3261 timer T4, milliseconds (longest time a message stays in the network).' }
+  },
+  registrar: {
+    min_expires: seconds('Shortest registration accepted; shorter gets 423 Interval Too Brief.', 60, 1, 86_400),
+    max_expires: seconds('Longest registration granted; longer is cut down.', 7200, 1, 86_400 * 7),
+    default_expires: seconds('Registration length when the device asks none.', 3600, 1, 86_400 * 7),
+    max_contacts: { type: 'integer', default: 100, min: 1, max: 100_000, doc: 'Contacts one login may hold at once (phones, softphones, PBX trunks).' },
+    keepalive_interval: seconds('Seconds between OPTIONS pings to UDP devices behind NAT (0: none).', 30),
+    keepalive_failures: { type: 'integer', default: 3, min: 0, max: 100, doc: 'Unanswered pings in a row after which a NATed UDP binding is dropped (0: never).' }
+  },
+  auth: {
+    realm: { type: 'string', default: '', doc: 'Digest realm. Empty: the SIP domain. Changing it invalidates stored password hashes.' },
+    algorithms: { type: 'string[]', default: ['MD5', 'SHA-256'], values: ['MD5', 'SHA-256'], doc: 'Digest algorithms offered, in order (many phones only read the first challenge).', check: (v: string[]) => v.length > 0 ? undefined : 'must name at least one algorithm' },
+    nonce_lifetime: seconds('Seconds a nonce stays valid; older ones get stale=true.', 300, 10, 86_400),
+    max_failures: { type: 'integer', default: 10, min: 1, max: 10_000, doc: 'Authentication failures per source address or per login within failure_window before a block.' },
+    failure_window: seconds('Window, in seconds, in which failures are counted.', 60, 1),
+    block_time: seconds('Seconds a blocked address or login gets 403.', 300, 1)
+  },
+  store: {
+    sync: { type: 'boolean', default: false, doc: 'fsync each write that a SIP reply acknowledges. Off, writes still survive a killed daemon, not a power cut.' }
+  },
+  web: {
+    enabled: { type: 'boolean', default: true, doc: 'Run the HTTP server: /health, /metrics and the local control API the CLI uses.' },
+    host: { type: 'string', default: '127.0.0.1', doc: 'Address of the HTTP server. The control API needs the token in the data dir.' },
+    port: port('HTTP port (0: any free port).', 5080)
+  },
+  log: {
+    level: { type: 'string', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'Log level.' }
+  }
+} as const satisfies Record<string, Record<string, Field>>
+
+type Schema = typeof SCHEMA
+type Camel<S extends string> = S extends `${infer H}_${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S
+type ValueOf<F> = F extends { type: 'integer' } ? number : F extends { type: 'boolean' } ? boolean : F extends { type: 'string[]' } ? string[] : string
+
+/** The validated, frozen config: one table per module, camelCase keys. */
+export type M1Config = { readonly [T in keyof Schema]: { readonly [K in keyof Schema[T] as Camel<K & string>]: ValueOf<Schema[T][K]> } }
+
+export function camel (key: string): string {
+  return key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
+}
+
+/** Every key path, e.g. `sip.udp_port`, with its field. */
+export function fields (): Array<[string, Field]> {
+  const out: Array<[string, Field]> = []
+  for (const [table, keys] of Object.entries(SCHEMA)) {
+    for (const [key, field] of Object.entries(keys)) out.push([`${table}.${key}`, field as Field])
+  }
+  return out
+}
+
+/** Environment variable of a key path: `sip.udp_port` -> `M1NODE_SIP_UDP_PORT`. */
+export function envName (path: string): string {
+  return 'M1NODE_' + path.replace(/\./g, '_').toUpperCase()
+}
+
+/** Checks one value against its field; throws ConfigError naming the path. */
+export function checkValue (path: string, field: Field, value: unknown): unknown {
+  const fail = (reason: string): never => { throw new ConfigError(path, reason) }
+  switch (field.type) {
+    case 'string':
+      if (typeof value !== 'string') fail(`must be a string, got ${describe(value)}`)
+      if (field.values != null && !field.values.includes(value as string)) fail(`must be one of ${field.values.join(', ')}`)
+      break
+    case 'integer':
+      if (typeof value !== 'number' || !Number.isInteger(value)) fail(`must be an integer, got ${describe(value)}`)
+      if (field.min != null && (value as number) < field.min) fail(`must be at least ${field.min}`)
+      if (field.max != null && (value as number) > field.max) fail(`must be at most ${field.max}`)
+      break
+    case 'boolean':
+      if (typeof value !== 'boolean') fail(`must be true or false, got ${describe(value)}`)
+      break
+    case 'string[]':
+      if (!Array.isArray(value) || value.some(v => typeof v !== 'string')) fail(`must be a list of strings, got ${describe(value)}`)
+      if (field.values != null) {
+        const bad = (value as string[]).find(v => !field.values!.includes(v))
+        if (bad != null) fail(`"${bad}" is not one of ${field.values.join(', ')}`)
+      }
+      break
+  }
+  const reason = field.check?.(value)
+  if (reason != null) fail(reason)
+  return value
+}
+
+/** Parses an environment variable's text for a field (lists are comma-separated). */
+export function fromEnv (path: string, field: Field, text: string): unknown {
+  switch (field.type) {
+    case 'integer': {
+      if (!/^-?\d+$/.test(text.trim())) throw new ConfigError(path, `must be an integer, got "${text}" (from ${envName(path)})`)
+      return Number(text)
+    }
+    case 'boolean': {
+      const t = text.trim().toLowerCase()
+      if (['true', '1', 'yes', 'on'].includes(t)) return true
+      if (['false', '0', 'no', 'off'].includes(t)) return false
+      throw new ConfigError(path, `must be true or false, got "${text}" (from ${envName(path)})`)
+    }
+    case 'string[]':
+      return text.split(',').map(s => s.trim()).filter(s => s !== '')
+    default:
+      return text
+  }
+}
+
+function describe (v: unknown): string {
+  if (Array.isArray(v)) return 'a list'
+  if (v === null) return 'null'
+  if (typeof v === 'object') return 'a table'
+  return `${typeof v} ${JSON.stringify(v)}`
+}
+
+/**
+ * Validates raw tables (from TOML, already merged with env and flags) against the schema: unknown tables or keys
+ * are errors (a typo must not pass silently), missing keys take their default. Returns a deep-frozen config.
+ */
+export function validate (raw: Record<string, unknown>): M1Config {
+  const out: Record<string, Record<string, unknown>> = {}
+  for (const [table, value] of Object.entries(raw)) {
+    if (!(table in SCHEMA)) throw new ConfigError(table, 'unknown table')
+    if (value == null || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(table, 'must be a table')
+    for (const key of Object.keys(value)) {
+      if (!(key in (SCHEMA as Record<string, object>)[table]!)) throw new ConfigError(`${table}.${key}`, 'unknown key')
+    }
+  }
+  for (const [table, keys] of Object.entries(SCHEMA)) {
+    const given = (raw[table] ?? {}) as Record<string, unknown>
+    const t: Record<string, unknown> = {}
+    for (const [key, field] of Object.entries(keys)) {
+      const path = `${table}.${key}`
+      const value = key in given ? given[key] : structuredClone((field as Field).default)
+      t[camel(key)] = checkValue(path, field as Field, value)
+    }
+    out[table] = t
+  }
+  const cfg = out as unknown as M1Config
+  if (cfg.registrar.minExpires > cfg.registrar.maxExpires) throw new ConfigError('registrar.min_expires', 'must not exceed registrar.max_expires')
+  if (cfg.sip.t1 > cfg.sip.t2) throw new ConfigError('sip.t1', 'must not exceed sip.t2')
+  return deepFreeze(cfg)
+}
+
+function deepFreeze<T> (o: T): T {
+  if (o != null && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v)
+    Object.freeze(o)
+  }
+  return o
+}

@@ -1,0 +1,220 @@
+import { networkInterfaces, hostname } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import type { DestinationStream } from 'pino'
+import { createLogger, forComponent, PromMetrics, startAll, stopAll, type Logger, type Startable } from './core/index.js'
+import type { M1Config } from './config/index.js'
+import { Store } from './store/index.js'
+import { NonceManager, FailureLimiter, type DigestAlgorithm } from './sip/auth/index.js'
+import { SipStack } from './sip/stack.js'
+import { createRequest, newBranch, newCallId, newTag, parseUri, type SipRequest } from './sip/message/index.js'
+import { Users, Authenticator } from './users/index.js'
+import { Location, Registrar, Keepalive, type Binding } from './registrar/index.js'
+import { Router } from './routing/index.js'
+import { WebServer } from './web/index.js'
+import { FILES, defaultNodeName, ensureDataDir, loadIdentity, loadToken, removeDaemonInfo, writeDaemonInfo, type Identity } from './datadir.js'
+import { VERSION } from './version.js'
+
+export interface NodeOptions {
+  /** an existing pino root; otherwise one is made from `[log]` */
+  logger?: Logger
+  /** where logs go when the node makes its own logger (default stdout) */
+  logDestination?: DestinationStream
+}
+
+export interface NodeInfo {
+  name: string
+  domain: string
+  realm: string
+  peerId: string
+  dataDir: string
+  version: string
+  sip: Array<{ transport: string, address: string, port: number }>
+  web?: string
+}
+
+/**
+ * The composition root: the only place that builds every component. Start order: store, users, location,
+ * registrar, SIP stack (listeners last, so no request reaches a half-built node), web; stop in reverse.
+ */
+export class M1Node {
+  readonly logger: Logger
+  readonly metrics = new PromMetrics({ defaultMetrics: true })
+  readonly store: Store
+  users!: Users
+  location!: Location
+  stack!: SipStack
+  web?: WebServer
+  private identity!: Identity
+  private name!: string
+  private domain!: string
+  private realm!: string
+  private localHosts = new Set<string>()
+  private started: Startable[] = []
+  private ready = false
+  private readonly startedAt = Date.now()
+
+  constructor (readonly config: M1Config, readonly dataDir: string, opts: NodeOptions = {}) {
+    this.logger = opts.logger ?? createLogger({ level: config.log.level as 'info' }, opts.logDestination)
+    this.store = new Store({ logger: forComponent(this.logger, 'store') }, { path: join(dataDir, FILES.store), sync: config.store.sync })
+  }
+
+  async start (): Promise<void> {
+    const { config, logger, metrics } = this
+    await ensureDataDir(this.dataDir)
+    this.identity = await loadIdentity(this.dataDir)
+    this.name = config.node.name !== '' ? config.node.name : defaultNodeName(this.identity)
+    this.domain = (config.sip.domain !== '' ? config.sip.domain : this.name).toLowerCase()
+    this.realm = config.auth.realm !== '' ? config.auth.realm : this.domain
+    const token = await loadToken(this.dataDir)
+
+    await this.store.start()
+    this.started.push(this.store)
+    try {
+      await this.build(token)
+      await startAll(this.started.slice(1))
+    } catch (err) {
+      await stopAll(this.started)
+      this.started = []
+      throw err
+    }
+    for (const a of this.stack.addresses()) this.localHosts.add(a.address)
+    if (this.web != null) await writeDaemonInfo(this.dataDir, { pid: process.pid, url: this.web.url, startedAt: this.startedAt })
+    this.ready = true
+    logger.info({ name: this.name, domain: this.domain, peerId: this.identity.peerId, sip: this.stack.addresses(), web: this.web?.url }, 'node started')
+    void metrics
+  }
+
+  async stop (): Promise<void> {
+    this.ready = false
+    const errors = await stopAll(this.started.slice(1))
+    await removeDaemonInfo(this.dataDir).catch(() => {})
+    errors.push(...await stopAll(this.started.slice(0, 1)))
+    this.started = []
+    for (const err of errors) this.logger.error({ err }, 'stop failed')
+    this.logger.info('node stopped')
+  }
+
+  private async build (token: string): Promise<void> {
+    const { config, logger, metrics } = this
+    const settings = this.store.table<string>('setting_value')
+    let secret = await settings.get('nonce_secret')
+    if (secret == null) {
+      secret = randomBytes(32).toString('base64')
+      await settings.put('nonce_secret', secret, { sync: true })
+    }
+
+    this.collectLocalHosts()
+    const isLocalDomain = (host: string): boolean => this.localHosts.has(host.toLowerCase().replace(/^\[|\]$/g, ''))
+
+    const users = this.users = new Users({ store: this.store }, { realm: this.realm })
+    const location = this.location = new Location({ table: this.store.table<Binding[]>('aor_contacts'), sync: config.store.sync, logger: forComponent(logger, 'registrar:location'), metrics })
+    const authenticator = new Authenticator({
+      users,
+      nonces: new NonceManager({ secret: Buffer.from(secret, 'base64'), lifetimeMs: config.auth.nonceLifetime * 1000 }),
+      limiter: new FailureLimiter({ maxFailures: config.auth.maxFailures, windowMs: config.auth.failureWindow * 1000, blockMs: config.auth.blockTime * 1000 }),
+      logger: forComponent(logger, 'auth'),
+      metrics
+    }, { realm: this.realm, algorithms: config.auth.algorithms as DigestAlgorithm[] })
+    const registrar = new Registrar({
+      authenticate: async (req, source) => await authenticator.authenticate(req, source),
+      location,
+      isLocalDomain,
+      logger: forComponent(logger, 'registrar'),
+      metrics
+    }, {
+      minExpires: config.registrar.minExpires,
+      maxExpires: config.registrar.maxExpires,
+      defaultExpires: config.registrar.defaultExpires,
+      maxContacts: config.registrar.maxContacts
+    })
+
+    const sip = config.sip
+    const stack = this.stack = new SipStack({ logger: forComponent(logger, 'sip'), metrics }, {
+      transports: {
+        udp: sip.transports.includes('udp') ? { host: sip.host, port: sip.udpPort } : false,
+        tcp: sip.transports.includes('tcp') ? { host: sip.host, port: sip.tcpPort, idleTimeoutMs: sip.tcpIdleTimeout * 1000, maxConnections: sip.maxConnections } : false,
+        ws: sip.transports.includes('ws') ? { host: sip.host, port: sip.wsPort, maxConnections: sip.maxConnections } : false,
+        egressAllow: sip.egressAllow
+      },
+      timers: { t1: sip.t1, t2: sip.t2, t4: sip.t4 },
+      forceRport: sip.forceRport
+    })
+    const router = new Router({
+      registrar,
+      isLocalDomain,
+      matchInviteForCancel: (cancel) => stack.transactions.matchInviteForCancel(cancel),
+      logger: forComponent(logger, 'routing')
+    }, { server: `m1node/${VERSION}` })
+    stack.setUser(router)
+    stack.transports.addEventListener('flow:closed', (evt) => {
+      // a WebSocket client can never be reached again once its connection is gone (RFC 7118 §5)
+      if (evt.detail.transport === 'WS') void location.removeByFlow(evt.detail.id).catch(err => logger.error({ err }, 'cannot drop bindings of closed flow'))
+    })
+    const keepalive = new Keepalive({ location, ping: async (aor, b) => await this.ping(aor, b), logger: forComponent(logger, 'registrar:keepalive') }, {
+      intervalSeconds: config.registrar.keepaliveInterval,
+      maxFailures: config.registrar.keepaliveFailures
+    })
+
+    this.started.push(location, stack, keepalive)
+    if (config.web.enabled) {
+      this.web = new WebServer({
+        users,
+        location,
+        metrics,
+        status: () => this.info() as unknown as Record<string, unknown>,
+        ready: () => this.ready,
+        logger: forComponent(logger, 'web')
+      }, { host: config.web.host, port: config.web.port, token })
+      this.started.push(this.web)
+    }
+  }
+
+  /** Names and addresses that mean "this node" in a Request-URI or To. */
+  private collectLocalHosts (): void {
+    const hosts = this.localHosts
+    for (const h of [this.domain, this.name, ...this.config.sip.aliases, 'localhost', hostname()]) hosts.add(h.toLowerCase())
+    for (const list of Object.values(networkInterfaces())) {
+      for (const a of list ?? []) hosts.add(a.address.toLowerCase())
+    }
+    if (this.config.sip.host !== '0.0.0.0' && this.config.sip.host !== '::') hosts.add(this.config.sip.host)
+  }
+
+  /** OPTIONS keep-alive to a device over the flow it registered on. */
+  private async ping (aor: string, b: Binding): Promise<boolean> {
+    const uri = parseUri(b.contact)
+    const flow = b.flow
+    const req: SipRequest = createRequest({
+      method: 'OPTIONS',
+      uri,
+      from: { uri: parseUri(`sip:${this.domain}`), rawUri: `sip:${this.domain}`, params: { tag: newTag() } },
+      to: { uri: parseUri(`sip:${aor}@${this.domain}`), rawUri: `sip:${aor}@${this.domain}`, params: {} },
+      callId: newCallId(),
+      cseq: 1,
+      via: { protocol: 'SIP/2.0', transport: flow.transport, host: flow.localAddress, port: flow.localPort, params: { branch: newBranch(), rport: null } },
+      maxForwards: 70
+    })
+    return await new Promise<boolean>(resolve => {
+      this.stack.request(req, { transport: flow.transport as 'UDP', address: flow.remoteAddress, port: flow.remotePort, flowId: flow.id }, {
+        onResponse: (res) => { if (res.status >= 200) resolve(true) },
+        onTimeout: () => { resolve(false) },
+        onTransportError: () => { resolve(false) }
+      })
+    })
+  }
+
+  info (): NodeInfo {
+    return {
+      name: this.name,
+      domain: this.domain,
+      realm: this.realm,
+      peerId: this.identity?.peerId ?? '',
+      dataDir: this.dataDir,
+      version: VERSION,
+      sip: this.stack?.addresses() ?? [],
+      ...(this.web != null ? { web: this.web.url } : {}),
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      registrations: this.location?.size ?? 0
+    } as NodeInfo
+  }
+}

@@ -1,0 +1,28 @@
+import type { Logger } from '../core/log.js'
+import { createResponse, type SipHeader, type SipRequest, type SipResponse } from '../sip/message/index.js'
+import { AuthBlockedError, AuthRequiredError } from '../users/index.js'
+import { IntervalTooBriefError, InvalidRegisterError, OutOfOrderRegisterError, RegisterForbiddenError, TooManyContactsError } from '../registrar/index.js'
+
+/** Methods the node answers itself today; sent in Allow. */
+export const ALLOW = 'REGISTER, OPTIONS, ACK, CANCEL, BYE'
+
+/**
+ * The one table from errors to SIP answers (Kamailio codes[]). Expected conditions are typed errors; anything else
+ * is a bug, logged at error and answered 500.
+ */
+export function errorResponse (req: SipRequest, err: unknown, toTag: string, logger?: Logger): SipResponse {
+  const reply = (status: number, reason: string, headers: SipHeader[] = []): SipResponse =>
+    createResponse(req, status, reason, { toTag, headers })
+  if (err instanceof AuthRequiredError) {
+    const name = err.proxy ? 'Proxy-Authenticate' : 'WWW-Authenticate'
+    return reply(err.proxy ? 407 : 401, err.proxy ? 'Proxy Authentication Required' : 'Unauthorized', err.challenges.map(value => ({ name, value })))
+  }
+  if (err instanceof AuthBlockedError) return reply(403, 'Forbidden')
+  if (err instanceof IntervalTooBriefError) return reply(423, 'Interval Too Brief', [{ name: 'Min-Expires', value: String(err.minExpires) }])
+  if (err instanceof InvalidRegisterError) return reply(400, `Bad Request (${err.message})`)
+  if (err instanceof RegisterForbiddenError) return reply(403, 'Forbidden')
+  if (err instanceof OutOfOrderRegisterError) return reply(500, 'Out of Order CSeq', [{ name: 'Retry-After', value: '1' }])
+  if (err instanceof TooManyContactsError) return reply(403, 'Too Many Contacts')
+  logger?.error({ err, callId: req.callId, method: req.method }, 'unexpected error')
+  return reply(500, 'Server Internal Error')
+}

@@ -1,0 +1,140 @@
+import type { Logger } from '../core/log.js'
+import type { Metrics, MetricCounter } from '../core/metrics.js'
+import { SipParseError } from './errors.js'
+import { createResponse, parseMessage, serialize, stampVia, type SipRequest, type SipResponse } from './message/index.js'
+import { TransactionLayer, type ClientTransaction, type ClientTransactionUser, type TimerValues, type TransactionUser } from './transaction/index.js'
+import { Transports, type Flow, type SendTarget, type TransportsInit } from './transport/index.js'
+import type { SipHeader, TransportName } from './message/types.js'
+
+export interface SipStackComponents {
+  logger?: Logger
+  metrics?: Metrics
+}
+
+export interface SipStackInit {
+  transports: TransportsInit
+  timers: TimerValues
+  /**
+   * Add rport to every request's top Via even when the client did not ask (RFC 3581 behaviour for all), so that
+   * responses always go to the packet's source address and port.
+   * @default true
+   */
+  forceRport: boolean
+}
+
+/**
+ * The SIP stack: transports -> parse -> transactions -> the transaction user (routing). Knows nothing of users,
+ * the DHT or calls. Malformed input gets 400 when a response can be addressed, otherwise it is dropped; either
+ * way it is counted and nothing throws out of a socket callback.
+ */
+export class SipStack {
+  readonly transports: Transports
+  readonly transactions: TransactionLayer
+  private tu?: TransactionUser
+  private readonly parseErrors?: MetricCounter
+  private readonly requests?: MetricCounter
+  private readonly responses?: MetricCounter
+
+  constructor (private readonly components: SipStackComponents, private readonly init: SipStackInit) {
+    const logger = components.logger
+    this.transports = new Transports({
+      onMessage: (data, flow) => { this.receive(data, flow) },
+      ...(logger != null ? { logger: logger.child({ c: 'sip:transport' }) } : {}),
+      ...(components.metrics != null ? { metrics: components.metrics } : {})
+    }, init.transports)
+    this.transactions = new TransactionLayer({
+      send: async (target, msg) => { await this.sendMessage(target, msg) },
+      isReliable: (t) => this.transports.isReliable(t),
+      tu: {
+        onRequest: (req, tx) => { this.requireTu().onRequest(req, tx) },
+        onAck: (req, flow) => { this.requireTu().onAck(req, flow) },
+        onStrayResponse: (res, flow) => { this.requireTu().onStrayResponse(res, flow) }
+      },
+      ...(logger != null ? { logger: logger.child({ c: 'sip:transaction' }) } : {}),
+      ...(components.metrics != null ? { metrics: components.metrics } : {})
+    }, init.timers)
+    const m = components.metrics
+    this.parseErrors = m?.counter('m1node_sip_parse_errors_total', 'SIP messages that could not be parsed', ['action'])
+    this.requests = m?.counter('m1node_sip_requests_total', 'SIP requests received', ['method'])
+    this.responses = m?.counter('m1node_sip_responses_total', 'SIP responses sent', ['method', 'class'])
+  }
+
+  /** The routing layer that receives requests; set once before start. */
+  setUser (tu: TransactionUser): void {
+    this.tu = tu
+  }
+
+  async start (): Promise<void> {
+    this.requireTu()
+    await this.transactions.start()
+    await this.transports.start()
+  }
+
+  async stop (): Promise<void> {
+    await this.transports.stop()
+    await this.transactions.stop()
+  }
+
+  /** Starts a client transaction (OPTIONS pings now; INVITE/MESSAGE legs later). */
+  request (req: SipRequest, target: SendTarget, user: ClientTransactionUser, opts?: { signal?: AbortSignal }): ClientTransaction {
+    return this.transactions.request(req, target, user, opts)
+  }
+
+  addresses (): Array<{ transport: TransportName, address: string, port: number }> {
+    return this.transports.addresses()
+  }
+
+  private requireTu (): TransactionUser {
+    if (this.tu == null) throw new Error('SipStack has no transaction user')
+    return this.tu
+  }
+
+  private async sendMessage (target: SendTarget, msg: SipRequest | SipResponse): Promise<void> {
+    if (msg.kind === 'response') this.responses?.inc({ method: msg.cseq.method, class: `${Math.floor(msg.status / 100)}xx` })
+    this.components.logger?.trace({ target: `${target.transport} ${target.address}:${target.port}` }, 'send')
+    await this.transports.send(target, serialize(msg))
+  }
+
+  /** One complete message from a transport. Never throws. */
+  private receive (data: Buffer, flow: Flow): void {
+    let msg
+    try {
+      msg = parseMessage(data)
+    } catch (err) {
+      this.rejectMalformed(err, data, flow)
+      return
+    }
+    try {
+      if (msg.kind === 'request') {
+        this.requests?.inc({ method: KNOWN_METHODS.has(msg.method) ? msg.method : 'other' })
+        // RFC 3261 §18.2.1 + RFC 3581 §4: record where the request really came from
+        stampVia(msg, flow.remoteAddress, flow.remotePort, this.init.forceRport)
+        this.transactions.receiveRequest(msg, flow)
+      } else {
+        this.transactions.receiveResponse(msg, flow)
+      }
+    } catch (err) {
+      this.components.logger?.error({ err, flow: flow.id }, 'request handling failed')
+    }
+  }
+
+  private rejectMalformed (err: unknown, data: Buffer, flow: Flow): void {
+    const partial = err instanceof SipParseError ? err.partial : undefined
+    const reason = err instanceof SipParseError ? err.reason : 'unparseable'
+    // a response needs Via (where to), Call-ID, CSeq, From and To, and is only owed to requests
+    const isRequest = !/^SIP\/2\.0 /i.test(data.subarray(0, 8).toString('latin1'))
+    const canAnswer = isRequest && partial?.vias != null && partial.vias.length > 0 && partial.callId != null &&
+      partial.cseq != null && partial.from != null && partial.to != null && partial.headers != null
+    this.parseErrors?.inc({ action: canAnswer ? 'answered' : 'dropped' })
+    this.components.logger?.debug({ flow: flow.id, reason }, canAnswer ? 'malformed request: 400' : 'malformed message dropped')
+    if (!canAnswer) return
+    const headers: SipHeader[] = partial.headers!.filter(h => ['Via', 'From', 'To', 'Call-ID', 'CSeq'].includes(h.name))
+    const pseudo = { kind: 'request', method: partial.cseq!.method, headers, vias: partial.vias!, from: partial.from!, to: partial.to!, callId: partial.callId!, cseq: partial.cseq!, body: Buffer.alloc(0), version: 'SIP/2.0' } as unknown as SipRequest
+    if (partial.cseq!.method === 'ACK') return // never answer an ACK
+    const res = createResponse(pseudo, 400, `Bad Request (${reason.replace(/[\r\n]/g, ' ').slice(0, 80)})`)
+    const target = { transport: flow.transport, address: flow.remoteAddress, port: flow.remotePort, flowId: flow.id }
+    this.sendMessage(target, res).catch((e: unknown) => { this.components.logger?.debug({ err: e }, 'cannot send 400') })
+  }
+}
+
+const KNOWN_METHODS = new Set(['REGISTER', 'INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'MESSAGE', 'INFO', 'UPDATE', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'REFER', 'PUBLISH'])

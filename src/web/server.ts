@@ -1,0 +1,196 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { timingSafeEqual, createHash } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import type { Logger } from '../core/log.js'
+import type { Metrics } from '../core/metrics.js'
+import { InvalidInputError, M1Error } from '../core/errors.js'
+import type { Users, UserRecord } from '../users/index.js'
+import { ImportError, UnknownUserError, UserExistsError } from '../users/index.js'
+import type { Binding } from '../registrar/index.js'
+
+export interface WebComponents {
+  users: Pick<Users, 'add' | 'setPassword' | 'remove' | 'list' | 'importCsv' | 'get'>
+  location: { lookup: (aor: string) => Binding[] }
+  metrics?: Metrics
+  /** node status for /api/status and /health */
+  status: () => Record<string, unknown>
+  ready: () => boolean
+  logger?: Logger
+}
+
+export interface WebInit {
+  /** @default '127.0.0.1' */
+  host: string
+  /** @default 5080 */
+  port: number
+  /** bearer token of the control API (control.token in the data dir) */
+  token: string
+}
+
+/** Largest request body: a CSV of some hundred thousand users. */
+const MAX_BODY = 64 * 1024 * 1024
+
+class HttpError extends M1Error {
+  static override readonly name: string = 'HttpError'
+  constructor (readonly status: number, message: string) { super(message) }
+}
+
+/** HTTP: GET /health, GET /metrics, and the control API under /api (bearer token) that the CLI uses while the daemon holds the store. */
+export class WebServer {
+  private server?: Server
+  private readonly tokenHash: Buffer
+
+  constructor (private readonly components: WebComponents, private readonly init: WebInit) {
+    this.tokenHash = createHash('sha256').update(init.token).digest()
+  }
+
+  async start (): Promise<void> {
+    const server = createServer((req, res) => { void this.handle(req, res) })
+    server.keepAliveTimeout = 5000
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(this.init.port, this.init.host, () => { server.off('error', reject); resolve() })
+    })
+    this.server = server
+  }
+
+  async stop (): Promise<void> {
+    const server = this.server
+    if (server == null) return
+    this.server = undefined
+    server.closeAllConnections()
+    await new Promise<void>(resolve => server.close(() => resolve()))
+  }
+
+  address (): { address: string, port: number } {
+    const a = this.server?.address() as AddressInfo | null
+    return { address: a?.address ?? this.init.host, port: a?.port ?? this.init.port }
+  }
+
+  get url (): string {
+    const { address, port } = this.address()
+    return `http://${address.includes(':') ? `[${address}]` : address}:${port}`
+  }
+
+  private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'http://localhost')
+      if (req.method === 'GET' && url.pathname === '/health') {
+        const ready = this.components.ready()
+        return send(res, ready ? 200 : 503, { status: ready ? 'ok' : 'starting' })
+      }
+      if (req.method === 'GET' && url.pathname === '/metrics') {
+        const m = this.components.metrics
+        if (m == null) return send(res, 404, { error: 'metrics disabled' })
+        res.writeHead(200, { 'content-type': m.contentType })
+        res.end(await m.render())
+        return
+      }
+      if (url.pathname.startsWith('/api/')) {
+        if (!this.authorized(req)) return send(res, 401, { error: 'missing or wrong control token' })
+        return await this.api(req, res, url)
+      }
+      send(res, 404, { error: 'not found' })
+    } catch (err) {
+      if (err instanceof HttpError) return send(res, err.status, { error: err.message })
+      if (err instanceof ImportError) return send(res, 400, { error: err.message, rows: err.rows.slice(0, 100) })
+      if (err instanceof InvalidInputError) return send(res, 400, { error: err.message })
+      if (err instanceof UserExistsError) return send(res, 409, { error: err.message })
+      if (err instanceof UnknownUserError) return send(res, 404, { error: err.message })
+      this.components.logger?.error({ err }, 'control API request failed')
+      send(res, 500, { error: 'internal error' })
+    }
+  }
+
+  private authorized (req: IncomingMessage): boolean {
+    const h = req.headers.authorization
+    if (h == null || !h.startsWith('Bearer ')) return false
+    const given = createHash('sha256').update(h.slice(7).trim()).digest()
+    return timingSafeEqual(given, this.tokenHash)
+  }
+
+  private async api (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const { users } = this.components
+    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent) // ['api', ...]
+    const route = `${req.method ?? ''} /${parts.slice(1).map((p, i) => i === 1 && parts[1] === 'users' ? ':login' : p).join('/')}`
+    const login = parts[2] ?? ''
+    switch (route) {
+      case 'GET /status':
+        return send(res, 200, this.components.status())
+      case 'GET /users': {
+        const limit = Number(url.searchParams.get('limit') ?? '1000')
+        const after = url.searchParams.get('after') ?? undefined
+        const list = await users.list({ ...(after != null ? { after } : {}), limit: Number.isInteger(limit) && limit > 0 ? Math.min(limit, 100_000) : 1000 })
+        return send(res, 200, { users: list.map(u => publicUser(u, this.components.location.lookup(u.login).length)) })
+      }
+      case 'POST /users': {
+        const body = await readJson(req)
+        const u = await users.add({ login: str(body.login, 'login'), ...(body.password != null ? { password: str(body.password, 'password') } : {}), ...(body.displayName != null ? { displayName: str(body.displayName, 'displayName') } : {}) })
+        return send(res, 201, publicUser(u, 0))
+      }
+      case 'GET /users/:login': {
+        const u = await users.get(login)
+        if (u == null) throw new UnknownUserError(login)
+        const bindings = this.components.location.lookup(u.login)
+        return send(res, 200, { ...publicUser(u, bindings.length), bindings: bindings.map(publicBinding) })
+      }
+      case 'PUT /users/:login/password': {
+        const body = await readJson(req)
+        const u = await users.setPassword(login, str(body.password, 'password'))
+        return send(res, 200, publicUser(u, this.components.location.lookup(u.login).length))
+      }
+      case 'DELETE /users/:login':
+        await users.remove(login)
+        res.writeHead(204).end()
+        return
+      case 'POST /users/import': {
+        const text = (await readBody(req)).toString('utf8')
+        const result = await users.importCsv(text, { update: url.searchParams.get('update') === '1' })
+        return send(res, 200, result)
+      }
+      default:
+        throw new HttpError(404, `no route ${route}`)
+    }
+  }
+}
+
+function publicUser (u: UserRecord, registrations: number): Record<string, unknown> {
+  return { login: u.login, displayName: u.displayName, realm: u.realm, sha256: u.ha1Sha256 != null, createdAt: u.createdAt, updatedAt: u.updatedAt, registrations }
+}
+
+function publicBinding (b: Binding): Record<string, unknown> {
+  return { contact: b.contact, expiresAt: b.expiresAt, q: b.q / 1000, transport: b.flow.transport, source: `${b.flow.remoteAddress}:${b.flow.remotePort}`, userAgent: b.userAgent }
+}
+
+function send (res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+async function readBody (req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length
+    if (size > MAX_BODY) throw new HttpError(413, 'body too large')
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks)
+}
+
+async function readJson (req: IncomingMessage): Promise<Record<string, unknown>> {
+  try {
+    const v = JSON.parse((await readBody(req)).toString('utf8'))
+    if (v == null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object')
+    return v
+  } catch (err) {
+    if (err instanceof HttpError) throw err
+    throw new HttpError(400, 'body must be a JSON object')
+  }
+}
+
+function str (v: unknown, field: string): string {
+  if (typeof v !== 'string') throw new InvalidInputError(field, 'must be a string')
+  return v
+}
