@@ -136,7 +136,7 @@ TARGET_CMD=""
 start_kamailio() {
   local port=$1 dir=$2
   mkdir -p "$dir"
-  TARGET_CMD="$KAMAILIO -f $KAMAILIO_CFG -DD -E -m 256 -M 32 -l udp:127.0.0.1:$port -Y $dir -P $dir/kamailio.pid -A 'BENCH_CTL=\"unix:$dir/ctl\"'"
+  TARGET_CMD="kamailio -f bench/kamailio/kamailio.cfg -DD -E -m 256 -M 32 -l udp:127.0.0.1:$port -Y $dir -P $dir/kamailio.pid -A 'BENCH_CTL=\"unix:$dir/ctl\"'"
   if [ "$KAMAILIO_CHILDREN" != 2 ]; then
     sed "s/^children=2$/children=$KAMAILIO_CHILDREN/" "$KAMAILIO_CFG" > "$dir/kamailio.cfg"
   else
@@ -401,7 +401,10 @@ GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo -)
   echo
   echo '```sh'
   for t in $TARGETS; do
-    [ "$(memval "$t" command)" != - ] && echo "# $t" && echo "$(memval "$t" command)"
+    if [ "$(memval "$t" command)" != - ]; then
+      echo "# $t"
+      memval "$t" command | sed "s|$ROOT/||g"
+    fi
   done
   echo "# each step (RATE calls/s for $DURATION_PER_STEP s)"
   echo "sipp -sf test/interop/scenarios/register-auth.xml -inf users.csv -r RATE -m \$((RATE * $DURATION_PER_STEP)) ${SIPP_COMMON[*]} -p SIPP_PORT -timeout $((DURATION_PER_STEP + 10))s -timeout_error -trace_stat -stf stat.csv -fd 1 127.0.0.1:PORT"

@@ -130,7 +130,7 @@ export class M1Node {
     })
 
     const sip = config.sip
-    const stack = this.stack = new SipStack({ logger: forComponent(logger, 'sip'), metrics }, {
+    const stack = this.stack = new SipStack({ logger, metrics }, {
       transports: {
         udp: sip.transports.includes('udp') ? { host: sip.host, port: sip.udpPort } : false,
         tcp: sip.transports.includes('tcp') ? { host: sip.host, port: sip.tcpPort, idleTimeoutMs: sip.tcpIdleTimeout * 1000, maxConnections: sip.maxConnections } : false,

@@ -1,12 +1,13 @@
-import type { Logger } from '../core/log.js'
+import { forComponent, type Logger } from '../core/log.js'
 import type { Metrics, MetricCounter } from '../core/metrics.js'
 import { SipParseError } from './errors.js'
-import { createResponse, parseMessage, serialize, stampVia, type SipRequest, type SipResponse } from './message/index.js'
+import { createParseErrorResponse, parseMessage, serialize, stampVia, type SipRequest, type SipResponse } from './message/index.js'
 import { TransactionLayer, type ClientTransaction, type ClientTransactionUser, type TimerValues, type TransactionUser } from './transaction/index.js'
 import { Transports, type Flow, type SendTarget, type TransportsInit } from './transport/index.js'
-import type { SipHeader, TransportName } from './message/types.js'
+import type { TransportName } from './message/types.js'
 
 export interface SipStackComponents {
+  /** the node's root logger: the stack names its children sip:transport, sip:transaction, sip:stack */
   logger?: Logger
   metrics?: Metrics
 }
@@ -31,15 +32,17 @@ export class SipStack {
   readonly transports: Transports
   readonly transactions: TransactionLayer
   private tu?: TransactionUser
+  private readonly log?: Logger
   private readonly parseErrors?: MetricCounter
   private readonly requests?: MetricCounter
   private readonly responses?: MetricCounter
 
   constructor (private readonly components: SipStackComponents, private readonly init: SipStackInit) {
     const logger = components.logger
+    this.log = logger != null ? forComponent(logger, 'sip:stack') : undefined
     this.transports = new Transports({
       onMessage: (data, flow) => { this.receive(data, flow) },
-      ...(logger != null ? { logger: logger.child({ c: 'sip:transport' }) } : {}),
+      ...(logger != null ? { logger: forComponent(logger, 'sip:transport') } : {}),
       ...(components.metrics != null ? { metrics: components.metrics } : {})
     }, init.transports)
     this.transactions = new TransactionLayer({
@@ -50,7 +53,7 @@ export class SipStack {
         onAck: (req, flow) => { this.requireTu().onAck(req, flow) },
         onStrayResponse: (res, flow) => { this.requireTu().onStrayResponse(res, flow) }
       },
-      ...(logger != null ? { logger: logger.child({ c: 'sip:transaction' }) } : {}),
+      ...(logger != null ? { logger: forComponent(logger, 'sip:transaction') } : {}),
       ...(components.metrics != null ? { metrics: components.metrics } : {})
     }, init.timers)
     const m = components.metrics
@@ -91,7 +94,7 @@ export class SipStack {
 
   private async sendMessage (target: SendTarget, msg: SipRequest | SipResponse): Promise<void> {
     if (msg.kind === 'response') this.responses?.inc({ method: msg.cseq.method, class: `${Math.floor(msg.status / 100)}xx` })
-    this.components.logger?.trace({ target: `${target.transport} ${target.address}:${target.port}` }, 'send')
+    this.log?.trace({ target: `${target.transport} ${target.address}:${target.port}` }, 'send')
     await this.transports.send(target, serialize(msg))
   }
 
@@ -101,7 +104,7 @@ export class SipStack {
     try {
       msg = parseMessage(data)
     } catch (err) {
-      this.rejectMalformed(err, data, flow)
+      this.rejectMalformed(err, flow)
       return
     }
     try {
@@ -114,26 +117,22 @@ export class SipStack {
         this.transactions.receiveResponse(msg, flow)
       }
     } catch (err) {
-      this.components.logger?.error({ err, flow: flow.id }, 'request handling failed')
+      this.log?.error({ err, flow: flow.id }, 'request handling failed')
     }
   }
 
-  private rejectMalformed (err: unknown, data: Buffer, flow: Flow): void {
-    const partial = err instanceof SipParseError ? err.partial : undefined
-    const reason = err instanceof SipParseError ? err.reason : 'unparseable'
-    // a response needs Via (where to), Call-ID, CSeq, From and To, and is only owed to requests
-    const isRequest = !/^SIP\/2\.0 /i.test(data.subarray(0, 8).toString('latin1'))
-    const canAnswer = isRequest && partial?.vias != null && partial.vias.length > 0 && partial.callId != null &&
-      partial.cseq != null && partial.from != null && partial.to != null && partial.headers != null
-    this.parseErrors?.inc({ action: canAnswer ? 'answered' : 'dropped' })
-    this.components.logger?.debug({ flow: flow.id, reason }, canAnswer ? 'malformed request: 400' : 'malformed message dropped')
-    if (!canAnswer) return
-    const headers: SipHeader[] = partial.headers!.filter(h => ['Via', 'From', 'To', 'Call-ID', 'CSeq'].includes(h.name))
-    const pseudo = { kind: 'request', method: partial.cseq!.method, headers, vias: partial.vias!, from: partial.from!, to: partial.to!, callId: partial.callId!, cseq: partial.cseq!, body: Buffer.alloc(0), version: 'SIP/2.0' } as unknown as SipRequest
-    if (partial.cseq!.method === 'ACK') return // never answer an ACK
-    const res = createResponse(pseudo, 400, `Bad Request (${reason.replace(/[\r\n]/g, ' ').slice(0, 80)})`)
+  private rejectMalformed (err: unknown, flow: Flow): void {
+    const parseError = err instanceof SipParseError ? err : undefined
+    const p = parseError?.partial
+    // a client can only match an answer that carries its Via, Call-ID and CSeq; anything less is dropped
+    const answer = parseError != null && p?.vias != null && p.vias.length > 0 && p.callId != null && p.cseq != null
+      ? createParseErrorResponse(parseError)
+      : null
+    this.parseErrors?.inc({ action: answer != null ? 'answered' : 'dropped' })
+    this.log?.debug({ flow: flow.id, reason: parseError?.reason ?? String(err) }, answer != null ? 'malformed request: answered' : 'malformed message dropped')
+    if (answer == null) return
     const target = { transport: flow.transport, address: flow.remoteAddress, port: flow.remotePort, flowId: flow.id }
-    this.sendMessage(target, res).catch((e: unknown) => { this.components.logger?.debug({ err: e }, 'cannot send 400') })
+    this.transports.send(target, answer).catch((e: unknown) => { this.log?.debug({ err: e }, 'cannot send 400') })
   }
 }
 

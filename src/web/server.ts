@@ -112,7 +112,8 @@ export class WebServer {
   private async api (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const { users } = this.components
     const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent) // ['api', ...]
-    const route = `${req.method ?? ''} /${parts.slice(1).map((p, i) => i === 1 && parts[1] === 'users' ? ':login' : p).join('/')}`
+    // /api/users/<login>[/password]; 'import' is a verb, not a login
+    const route = `${req.method ?? ''} /${parts.slice(1).map((p, i) => i === 1 && parts[1] === 'users' && p !== 'import' ? ':login' : p).join('/')}`
     const login = parts[2] ?? ''
     switch (route) {
       case 'GET /status':

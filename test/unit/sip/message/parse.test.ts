@@ -27,7 +27,7 @@ const BASE = [
 ]
 
 /** parse → serialize → parse gives the same structure (Content-Length aside: it is recomputed). */
-export function expectRoundTrip (m: SipMessage): void {
+function expectRoundTrip (m: SipMessage): void {
   const again = parseMessage(serialize(m))
   const strip = (x: SipMessage): unknown => ({ ...x, headers: x.headers.filter(h => h.name !== 'Content-Length') })
   expect(strip(again)).toEqual(strip(m))
