@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
-import { ConfigError } from './core/errors.js'
+import { ConfigError } from './core/index.js'
 
 /**
  * The data dir: `identity.key` (libp2p ed25519 private key, protobuf, mode 600), `control.token` (bearer token of

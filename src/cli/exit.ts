@@ -1,5 +1,5 @@
 import { CommanderError } from 'commander'
-import { ConfigError, InvalidInputError } from '../core/errors.js'
+import { ConfigError, InvalidInputError } from '../core/index.js'
 import { StoreLockedError } from '../store/index.js'
 import { UnknownUserError, UserExistsError } from '../users/index.js'
 

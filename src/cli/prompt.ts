@@ -1,4 +1,4 @@
-import { InvalidInputError } from '../core/errors.js'
+import { InvalidInputError } from '../core/index.js'
 
 /**
  * Reads a password without echo on a terminal (asked twice when `confirm`), or the first line of stdin when it is

@@ -1,4 +1,5 @@
 // config: the schema of every module's settings, TOML loading, env overrides, validation. Composition level: may import any module.
-// Public API: loadConfig, validate, SCHEMA, M1Config, fields, envName, exampleToml, expandPath.
+// Public API: loadConfig, validate, SCHEMA, M1Config, fields, envName, exampleToml, configTableRows, expandPath.
 export { SCHEMA, validate, fields, envName, camel, type M1Config, type Field } from './schema.js'
-export { loadConfig, parseTomlText, expandPath, exampleToml, tomlValue, type LoadOptions } from './load.js'
+export { loadConfig, parseTomlText, expandPath, type LoadOptions } from './load.js'
+export { exampleToml, configTableRows, tomlValue } from './docs.js'

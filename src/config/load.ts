@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { resolve } from 'node:path'
 import { parse as parseToml, TomlError } from 'smol-toml'
-import { ConfigError } from '../core/errors.js'
+import { ConfigError } from '../core/index.js'
 import { SCHEMA, envName, fields, fromEnv, validate, type M1Config } from './schema.js'
 
 export interface LoadOptions {
@@ -63,26 +63,4 @@ function set (raw: Record<string, Record<string, unknown>>, path: string, value:
 export function expandPath (p: string, base = process.cwd()): string {
   if (p === '~' || p.startsWith('~/')) return resolve(homedir(), p.slice(2))
   return resolve(base, p)
-}
-
-/** config.example.toml text generated from the schema (also checked by a test against the committed file). */
-export function exampleToml (): string {
-  const lines: string[] = ['# m1node configuration. Every key is shown with its default; all are optional.',
-    '# Any key can also be set by an environment variable M1NODE_<TABLE>_<KEY> (e.g. M1NODE_SIP_UDP_PORT=5070),',
-    '# which wins over this file; lists are comma-separated there.', '']
-  for (const [table, keys] of Object.entries(SCHEMA)) {
-    lines.push(`[${table}]`)
-    for (const [key, field] of Object.entries(keys)) {
-      lines.push(`# ${field.doc}`)
-      lines.push(`${key} = ${tomlValue(field.default)}`)
-    }
-    lines.push('')
-  }
-  return lines.join('\n')
-}
-
-export function tomlValue (v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(x => JSON.stringify(x)).join(', ')}]`
-  if (typeof v === 'string') return JSON.stringify(v)
-  return String(v)
 }

@@ -1,4 +1,4 @@
-import { ConfigError } from '../core/errors.js'
+import { ConfigError } from '../core/index.js'
 
 /** One config key: its type, default and the line that documents it (config.example.toml, docs/config.md). */
 export interface Field {

@@ -1,4 +1,4 @@
-import { M1Error } from '../core/errors.js'
+import { M1Error } from '../core/index.js'
 
 /** RFC 3261 §10.3 step 7: a contact's expiry is below the minimum: answer 423 with Min-Expires. */
 export class IntervalTooBriefError extends M1Error {

@@ -1,4 +1,4 @@
-import type { Logger } from '../core/log.js'
+import type { Logger } from '../core/index.js'
 import type { Binding, Location } from './location.js'
 
 export interface KeepaliveComponents {

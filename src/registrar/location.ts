@@ -1,5 +1,5 @@
-import type { Logger } from '../core/log.js'
-import type { Metrics } from '../core/metrics.js'
+import type { Logger } from '../core/index.js'
+import type { Metrics } from '../core/index.js'
 import type { Table } from '../store/index.js'
 
 /** The flow a binding was registered over: requests to the device go back the same way (NAT, RFC 5626 spirit). */

@@ -1,5 +1,5 @@
-import type { Logger } from '../core/log.js'
-import type { Metrics, MetricCounter } from '../core/metrics.js'
+import type { Logger } from '../core/index.js'
+import type { Metrics, MetricCounter } from '../core/index.js'
 import { createResponse, getHeader, getHeaders, parseContactHeader, formatUri, type NameAddr, type SipRequest, type SipResponse, type SipHeader } from '../sip/message/index.js'
 import type { Flow } from '../sip/transport/index.js'
 import type { Binding, Location } from './location.js'

@@ -1,4 +1,4 @@
-import type { Logger } from '../core/log.js'
+import type { Logger } from '../core/index.js'
 import { createResponse, getHeader, newTag, validateRequest, type SipRequest, type SipResponse } from '../sip/message/index.js'
 import type { ServerTransaction, TransactionUser } from '../sip/transaction/index.js'
 import type { Flow } from '../sip/transport/index.js'

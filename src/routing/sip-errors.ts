@@ -1,4 +1,4 @@
-import type { Logger } from '../core/log.js'
+import type { Logger } from '../core/index.js'
 import { createResponse, type SipHeader, type SipRequest, type SipResponse } from '../sip/message/index.js'
 import { AuthBlockedError, AuthRequiredError } from '../users/index.js'
 import { IntervalTooBriefError, InvalidRegisterError, OutOfOrderRegisterError, RegisterForbiddenError, TooManyContactsError } from '../registrar/index.js'

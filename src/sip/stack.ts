@@ -1,5 +1,5 @@
-import { forComponent, type Logger } from '../core/log.js'
-import type { Metrics, MetricCounter } from '../core/metrics.js'
+import { forComponent, type Logger } from '../core/index.js'
+import type { Metrics, MetricCounter } from '../core/index.js'
 import { SipParseError } from './errors.js'
 import { createParseErrorResponse, parseMessage, serialize, stampVia, type SipRequest, type SipResponse } from './message/index.js'
 import { TransactionLayer, type ClientTransaction, type ClientTransactionUser, type TimerValues, type TransactionUser } from './transaction/index.js'

@@ -1,4 +1,4 @@
-import { M1Error } from '../core/errors.js'
+import { M1Error } from '../core/index.js'
 
 /** The data dir's LevelDB cannot be opened (most often: another process, the daemon, holds its lock). */
 export class StoreLockedError extends M1Error {

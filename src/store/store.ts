@@ -1,5 +1,5 @@
 import { Level } from 'level'
-import type { Logger } from '../core/log.js'
+import type { Logger } from '../core/index.js'
 import { StoreError, StoreLockedError } from './errors.js'
 import { SUBLEVELS, type SublevelName } from './layout.js'
 

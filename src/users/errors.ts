@@ -1,4 +1,4 @@
-import { InvalidInputError, M1Error } from '../core/errors.js'
+import { InvalidInputError, M1Error } from '../core/index.js'
 
 export class InvalidLoginError extends InvalidInputError {
   static override readonly name: string = 'InvalidLoginError'

@@ -3,7 +3,7 @@ import type { Table } from '../store/index.js'
 import { parseCsv } from './csv.js'
 import { ImportError, InvalidLoginError, UnknownUserError, UserExistsError } from './errors.js'
 import { normalizeLogin } from './login.js'
-import { InvalidInputError } from '../core/errors.js'
+import { InvalidInputError } from '../core/index.js'
 
 /** A stored account. Never holds the password: only digest HA1 values (RFC 7616 §3.4.2), for one realm. */
 export interface UserRecord {

@@ -15,6 +15,8 @@ interface ParseState {
   kind?: 'request' | 'response'
   method?: string
   headers?: SipHeader[]
+  /** index in the header text just past an empty line met before the end of the header section */
+  emptyLineEnd?: number
 }
 
 /**
@@ -69,14 +71,7 @@ function parse (data: Buffer, st: ParseState): SipMessage {
       unterminated = true
     }
   }
-  let text = data.toString('utf8', start, headEnd)
-  const lflfInText = text.indexOf('\n\n')
-  if (lflfInText >= 0 || text.indexOf('\n\r\n') >= 0) {
-    // bare-LF header section followed by a CRLF empty line somewhere later: cut at the first empty line
-    const cut = firstEmptyLine(text)
-    bodyStart = start + Buffer.byteLength(text.slice(0, cut.end), 'utf8')
-    text = text.slice(0, cut.at)
-  }
+  const text = data.toString('utf8', start, headEnd)
 
   // start line
   let eol = text.indexOf('\n')
@@ -95,6 +90,11 @@ function parse (data: Buffer, st: ParseState): SipMessage {
     headers = readHeaderLines(text, eol + 1, st)
   } catch (err) {
     throw startError ?? err
+  }
+  if (st.emptyLineEnd !== undefined) {
+    // an empty line before the CRLFCRLF found above (bare-LF header section): the body starts after it
+    bodyStart = start + Buffer.byteLength(text.slice(0, st.emptyLineEnd), 'utf8')
+    unterminated = false
   }
   if (startLine === undefined) throw startError
   if (unterminated) throw new SipParseError('header section not terminated')
@@ -229,8 +229,12 @@ function parseStartLine (line: string, st: ParseState): StartLine {
   }
   st.kind = 'request'
   // Request-Line = Method SP Request-URI SP SIP-Version; RFC 4475 §3.1.2.9/10: tolerate extra SP
-  const parts = line.split(/[ \t]+/)
-  if (parts[parts.length - 1] === '') parts.pop()
+  const sp1 = line.indexOf(' ')
+  const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1)
+  const parts = sp2 > sp1 + 1 && line.indexOf(' ', sp2 + 1) < 0 && line.indexOf('\t') < 0
+    ? [line.slice(0, sp1), line.slice(sp1 + 1, sp2), line.slice(sp2 + 1)]
+    : line.split(/[ \t]+/)
+  if (parts.length > 1 && parts[parts.length - 1] === '') parts.pop()
   const method = parts[0]!
   for (let k = 0; k < method.length; k++) if (!isToken(method.charCodeAt(k))) throw new SipParseError('bad method')
   if (method.length === 0) throw new SipParseError('bad request line')
@@ -267,6 +271,11 @@ function readHeaderLines (text: string, from: number, st: ParseState): SipHeader
     let eol = text.indexOf('\n', pos)
     if (eol < 0) eol = len
     const lineEnd = eol > pos && text.charCodeAt(eol - 1) === 13 ? eol - 1 : eol
+    if (lineEnd === pos) {
+      // the empty line ending the header section (only reached when lines end in bare LF)
+      st.emptyLineEnd = Math.min(eol + 1, len)
+      break
+    }
     const c0 = text.charCodeAt(pos)
     if (c0 === 32 || c0 === 9) {
       // RFC 3261 §7.3.1: a line starting with whitespace continues the previous header
@@ -300,18 +309,6 @@ function readHeaderLines (text: string, from: number, st: ParseState): SipHeader
   }
   if (error !== undefined) throw error
   return headers
-}
-
-function firstEmptyLine (text: string): { at: number, end: number } {
-  let pos = 0
-  for (;;) {
-    const eol = text.indexOf('\n', pos)
-    if (eol < 0) return { at: text.length, end: text.length }
-    const next = eol + 1
-    if (text.charCodeAt(next) === 10) return { at: eol, end: next + 1 }
-    if (text.charCodeAt(next) === 13 && text.charCodeAt(next + 1) === 10) return { at: eol, end: next + 2 }
-    pos = next
-  }
 }
 
 /** Reads, one by one and ignoring failures, the fields a 400 answer needs. */

@@ -63,11 +63,23 @@ export function readVias (s: string, out: Via[], raws?: string[]): void {
       raws.push(s.slice(start, end))
     }
     // port is always an own property (undefined when absent) so that every Via has one shape
-    out.push({ protocol: name.toUpperCase() + '/' + version, transport: transport.toUpperCase(), host, port, params })
+    const protocol = name === 'SIP' && version === '2.0' ? 'SIP/2.0' : name.toUpperCase() + '/' + version
+    out.push({ protocol, transport: upperTransport(transport), host, port, params })
     sc.skipWs()
     if (sc.eof) return
     if (s.charCodeAt(sc.i) !== COMMA) sc.fail(`unexpected character ${JSON.stringify(s[sc.i])}`)
     sc.i++
+  }
+}
+
+function upperTransport (t: string): string {
+  switch (t) {
+    case 'UDP': return 'UDP'
+    case 'TCP': return 'TCP'
+    case 'TLS': return 'TLS'
+    case 'WS': return 'WS'
+    case 'WSS': return 'WSS'
+    default: return t.toUpperCase()
   }
 }
 

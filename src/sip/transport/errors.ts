@@ -1,4 +1,4 @@
-import { M1Error } from '../../core/errors.js'
+import { M1Error } from '../../core/index.js'
 
 /** A message could not be handed to the network: no route, connection refused or closed, socket error, bad target. */
 export class TransportError extends M1Error {

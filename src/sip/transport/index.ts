@@ -1,8 +1,8 @@
 // sip/transport: the SIP listeners (UDP, TCP, WebSocket), stream framing, flows and the egress policy.
 // May import: node built-ins, ws, core/, sip/message/types.ts. Nothing above the transport layer.
 // Public API: Transports (manager), UdpTransport, TcpTransport, WsTransport, StreamFramer, EgressPolicy, errors, types.
-import type { Logger } from '../../core/log.js'
-import type { MetricCounter, MetricGauge, Metrics } from '../../core/metrics.js'
+import type { Logger } from '../../core/index.js'
+import type { MetricCounter, MetricGauge, Metrics } from '../../core/index.js'
 import type { TransportName } from '../message/types.js'
 import { ipFamily, normalizeAddress } from './address.js'
 import { ALLOW_ANY, EgressPolicy } from './egress.js'

@@ -1,5 +1,5 @@
 import { createSocket, type Socket } from 'node:dgram'
-import type { Logger } from '../../core/log.js'
+import type { Logger } from '../../core/index.js'
 import type { TransportName } from '../message/types.js'
 import { hostPort, ipFamily, normalizeAddress, unbracket } from './address.js'
 import { TransportError } from './errors.js'

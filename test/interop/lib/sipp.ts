@@ -1,7 +1,7 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Children, RunResult } from './tools.js'
+import { freePort, type Children, type RunResult } from './tools.js'
 
 /** Folder of the SIPp scenarios shipped with the interop tests. */
 export const SCENARIOS = join(dirname(fileURLToPath(import.meta.url)), '..', 'scenarios')
@@ -13,7 +13,10 @@ export interface SippRun {
   transport: 'u1' | 't1'
   /** the node's port for that transport */
   remotePort: number
-  /** SIPp's own port, so that several runs share one Contact; SIPp picks one when absent */
+  /**
+   * SIPp's own port, so that several runs share one Contact. When absent a free one is picked here: SIPp 3.6.1 binds
+   * 5060 by default (its help text says "random"), which collides with anything else on the host.
+   */
   localPort?: number
   /** injection CSV (already written) */
   inf?: string
@@ -51,12 +54,14 @@ export async function runSipp (children: Children, o: SippRun): Promise<SippResu
     '-sf', join(SCENARIOS, o.scenario),
     '-t', o.transport,
     '-i', '127.0.0.1',
-    ...(o.localPort != null ? ['-p', String(o.localPort)] : []),
+    '-p', String(o.localPort ?? await freePort()),
     ...(o.inf != null ? ['-inf', o.inf] : []),
     '-m', String(o.calls ?? 1),
     '-r', String(o.rate ?? 10),
     '-nostdin',
     '-recv_timeout', '5000',
+    // on an unexpected answer SIPp would end the "call" with a BYE, which means nothing to a registrar
+    '-default_behaviors', 'all,-bye',
     // SIPp exits with an error when the global timeout is reached
     '-timeout', `${timeoutS}s`, '-timeout_error',
     '-trace_err', '-error_file', join(o.dir, 'errors.log'),
@@ -90,7 +95,8 @@ export async function writeUsersCsv (file: string, users: Array<{ login: string,
 
 /** Status codes of the responses SIPp received, in order, from a -trace_msg log. */
 export function receivedStatuses (messages: string): number[] {
-  return [...messages.matchAll(/^SIP\/2\.0 (\d{3}) /gm)].map(m => Number(m[1]))
+  // SIPp writes an unexpected message a second time ("Unexpected UDP message received:"): count the first only
+  return [...messages.matchAll(/message received \[\d+\] bytes :\s*\n\s*SIP\/2\.0 (\d{3}) /g)].map(m => Number(m[1]))
 }
 
 /** Files SIPp left in its working directory (for failure messages). */
