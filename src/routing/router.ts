@@ -1,8 +1,11 @@
 import type { Logger } from '../core/index.js'
-import { createResponse, getHeader, newTag, validateRequest, type SipRequest, type SipResponse } from '../sip/message/index.js'
+import { createResponse, newTag, validateRequest, type SanityOptions, type SipRequest, type SipResponse } from '../sip/message/index.js'
 import type { ServerTransaction, TransactionUser } from '../sip/transaction/index.js'
 import type { Flow } from '../sip/transport/index.js'
 import { ALLOW, errorResponse } from './sip-errors.js'
+
+/** Option tags the node handles (RFC 3327 Path, RFC 5626 outbound); a Require naming another gets 420. */
+const SANITY: SanityOptions = { supported: ['path', 'outbound'] }
 
 export interface RouterComponents {
   registrar: { register: (req: SipRequest, flow: Flow) => Promise<SipResponse> }
@@ -42,10 +45,9 @@ export class Router implements TransactionUser {
   private async route (req: SipRequest, tx: ServerTransaction): Promise<void> {
     const log = this.components.logger
     log?.debug({ method: req.method, callId: req.callId, flow: tx.flow.id }, 'request')
-    const insane = validateRequest(req)
+    const insane = validateRequest(req, SANITY)
     if (insane != null) {
-      const headers = insane.status === 420 ? [{ name: 'Unsupported', value: getHeader(req, 'Require') ?? '' }] : []
-      return this.respond(tx, createResponse(req, insane.status, insane.reason, { toTag: newTag(), headers }))
+      return this.respond(tx, createResponse(req, insane.status, insane.reason, { toTag: newTag(), ...(insane.headers != null ? { headers: insane.headers } : {}) }))
     }
     if (req.method === 'CANCEL') return this.cancel(req, tx)
 

@@ -123,11 +123,9 @@ export class SipStack {
 
   private rejectMalformed (err: unknown, flow: Flow): void {
     const parseError = err instanceof SipParseError ? err : undefined
-    const p = parseError?.partial
-    // a client can only match an answer that carries its Via, Call-ID and CSeq; anything less is dropped
-    const answer = parseError != null && p?.vias != null && p.vias.length > 0 && p.callId != null && p.cseq != null
-      ? createParseErrorResponse(parseError)
-      : null
+    // RFC 4475 §3.1.2: a malformed request is answered (400, or 505), echoing what could be read; responses and
+    // ACKs never are. The answer goes to the packet's source only.
+    const answer = parseError != null ? createParseErrorResponse(parseError) : null
     this.parseErrors?.inc({ action: answer != null ? 'answered' : 'dropped' })
     this.log?.debug({ flow: flow.id, reason: parseError?.reason ?? String(err) }, answer != null ? 'malformed request: answered' : 'malformed message dropped')
     if (answer == null) return

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { SipParseError } from '../errors.js'
+import { canonicalHeaderName } from './headers.js'
 import { formatNameAddr } from './name-addr.js'
 import { cloneParams } from './scan.js'
 import { reasonPhrase } from './status.js'
@@ -45,7 +46,7 @@ export function createResponse (req: SipRequest, status: number, reason?: string
     params.tag = opts.toTag!
     to = { ...req.to, params }
   }
-  if (opts.headers !== undefined) for (const h of opts.headers) headers.push({ name: h.name, value: h.value })
+  if (opts.headers !== undefined) for (const h of opts.headers) headers.push({ name: canonicalHeaderName(h.name), value: h.value })
   return {
     kind: 'response',
     status,
@@ -100,7 +101,7 @@ export function createRequest (init: CreateRequestInit): SipRequest {
     { name: 'Call-ID', value: init.callId },
     { name: 'CSeq', value: init.cseq + ' ' + init.method }
   ]
-  if (init.headers !== undefined) for (const h of init.headers) headers.push({ name: h.name, value: h.value })
+  if (init.headers !== undefined) for (const h of init.headers) headers.push({ name: canonicalHeaderName(h.name), value: h.value })
   return {
     kind: 'request',
     method: init.method,

@@ -72,18 +72,29 @@ export function canonicalHeaderName (name: string): string {
   return CANONICAL.get(name.toLowerCase()) ?? name
 }
 
-function sameName (headerName: string, canonical: string): boolean {
-  return headerName === canonical ||
-    (headerName.length === canonical.length && headerName.toLowerCase() === canonical.toLowerCase())
+/**
+ * Header names in messages made by this module are canonical ({@link canonicalHeaderName}), so a known name
+ * compares by identity; an unknown one case-insensitively.
+ */
+function sameName (headerName: string, canonical: string, known: boolean): boolean {
+  if (headerName === canonical) return true
+  if (known || headerName.length !== canonical.length) return false
+  return headerName.toLowerCase() === canonical.toLowerCase()
+}
+
+/** Whether `name` is the canonical form of a known header. */
+export function isKnownHeader (name: string): boolean {
+  return IS_CANONICAL.has(name)
 }
 
 /** The first value of a header (case-insensitive, compact forms included), or undefined. */
 export function getHeader (msg: Pick<SipMessage, 'headers'>, name: string): string | undefined {
   const canon = canonicalHeaderName(name)
+  const known = IS_CANONICAL.has(canon)
   const hs = msg.headers
   for (let k = 0; k < hs.length; k++) {
     const h = hs[k]!
-    if (sameName(h.name, canon)) return h.value
+    if (sameName(h.name, canon, known)) return h.value
   }
   return undefined
 }
@@ -94,10 +105,11 @@ export function getHeader (msg: Pick<SipMessage, 'headers'>, name: string): stri
  */
 export function getHeaders (msg: Pick<SipMessage, 'headers'>, name: string): string[] {
   const canon = canonicalHeaderName(name)
+  const known = IS_CANONICAL.has(canon)
   const split = LIST_HEADERS.has(canon)
   const out: string[] = []
   for (const h of msg.headers) {
-    if (!sameName(h.name, canon)) continue
+    if (!sameName(h.name, canon, known)) continue
     if (split) splitList(h.value, out)
     else out.push(h.value)
   }
@@ -135,13 +147,14 @@ export function splitList (value: string, out: string[] = []): string[] {
  */
 export function setHeader (msg: SipMessage, name: string, value: string): void {
   const canon = canonicalHeaderName(name)
+  const known = IS_CANONICAL.has(canon)
   const hs = msg.headers
-  const first = hs.findIndex(h => sameName(h.name, canon))
+  const first = hs.findIndex(h => sameName(h.name, canon, known))
   const lines = linesFor(canon, value)
   if (first < 0) {
     hs.push(...lines)
   } else {
-    const kept = hs.filter((h, k) => k < first || !sameName(h.name, canon))
+    const kept = hs.filter((h, k) => k < first || !sameName(h.name, canon, known))
     kept.splice(first, 0, ...lines)
     hs.length = 0
     hs.push(...kept)
@@ -158,7 +171,8 @@ export function addHeader (msg: SipMessage, name: string, value: string, positio
   const lines = linesFor(canon, value)
   const hs = msg.headers
   if (position === 'first') {
-    const at = hs.findIndex(h => sameName(h.name, canon))
+    const known = IS_CANONICAL.has(canon)
+    const at = hs.findIndex(h => sameName(h.name, canon, known))
     hs.splice(at < 0 ? 0 : at, 0, ...lines)
   } else {
     hs.push(...lines)
@@ -172,7 +186,8 @@ export function addHeader (msg: SipMessage, name: string, value: string, positio
  */
 export function removeHeader (msg: SipMessage, name: string): void {
   const canon = canonicalHeaderName(name)
-  const kept = msg.headers.filter(h => !sameName(h.name, canon))
+  const known = IS_CANONICAL.has(canon)
+  const kept = msg.headers.filter(h => !sameName(h.name, canon, known))
   msg.headers.length = 0
   msg.headers.push(...kept)
   if (canon === 'Via') msg.vias = []

@@ -286,8 +286,10 @@ function readHeaderLines (text: string, from: number, st: ParseState): SipHeader
         if (cont.length > 0) cur.value = cur.value.length > 0 ? cur.value + ' ' + cont : cont
       }
     } else {
-      const colon = text.indexOf(':', pos)
-      if (colon < 0 || colon > lineEnd) {
+      // the colon is looked for within the line only: a datagram of colon-less lines must not cost O(n²)
+      let colon = pos
+      while (colon < lineEnd && text.charCodeAt(colon) !== 58) colon++
+      if (colon === lineEnd) {
         error ??= new SipParseError('header line without ":"')
         cur = undefined
       } else {

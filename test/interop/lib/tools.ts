@@ -91,6 +91,51 @@ export class Children {
   }
 }
 
+/** A long-running child with its stdout and stderr gathered as text. */
+export interface Watched {
+  child: ChildProcess
+  /** everything printed so far, stdout and stderr interleaved */
+  output: () => string
+  /** resolves true once the output matches `re`, false after `timeoutMs` or when the process ends without it */
+  waitOutput: (re: RegExp, timeoutMs: number) => Promise<boolean>
+  /** resolves with the exit code once the process ends, or undefined after `timeoutMs` */
+  waitExit: (timeoutMs: number) => Promise<number | null | undefined>
+}
+
+/** Gathers a child's output so tests can wait for lines and show them when something fails. */
+export function watch (child: ChildProcess): Watched {
+  let out = ''
+  const onData = (d: string): void => { out += d }
+  child.stdout?.setEncoding('utf8').on('data', onData)
+  child.stderr?.setEncoding('utf8').on('data', onData)
+  const exited = new Promise<number | null>(resolve => {
+    if (child.exitCode != null || child.signalCode != null) resolve(child.exitCode)
+    else child.once('close', (code) => { resolve(code) })
+  })
+  return {
+    child,
+    output: () => out,
+    waitOutput: async (re, timeoutMs) => {
+      const end = Date.now() + timeoutMs
+      while (Date.now() < end) {
+        if (re.test(out)) return true
+        if (child.exitCode != null || child.signalCode != null) break
+        await new Promise(resolve => setTimeout(resolve, 20))
+      }
+      return re.test(out)
+    },
+    waitExit: async (timeoutMs) => {
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<undefined>(resolve => { timer = setTimeout(resolve, timeoutMs) })
+      try {
+        return await Promise.race([exited, late])
+      } finally {
+        clearTimeout(timer)
+      }
+    }
+  }
+}
+
 /** A fresh temporary directory and a function removing it. */
 export async function tempDir (prefix: string): Promise<{ dir: string, remove: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), `m1node-${prefix}-`))
