@@ -1,7 +1,7 @@
 // Parser throughput: parses/s of a typical REGISTER (with Authorization) and a typical INVITE (with SDP).
 // Build first: npx tsc -p tsconfig.build.json; then: node bench/parse.mjs [--seconds 2]
 import { writeFileSync, mkdirSync } from 'node:fs'
-import { cpus } from 'node:os'
+import { cpus, loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseMessage, serialize, screenMessage } from '../dist/sip/message/index.js'
@@ -103,7 +103,7 @@ const cpu = cpus()[0]?.model ?? 'unknown CPU'
 const lines = [
   '# SIP parser throughput',
   '',
-  `Measured by \`node bench/parse.mjs\` on ${new Date().toISOString().slice(0, 10)}: Node ${process.version}, ${cpu}, one thread, ${seconds} s per case in ${rounds} rounds.`,
+  `Measured by \`node bench/parse.mjs\` on ${new Date().toISOString().slice(0, 10)}: Node ${process.version}, ${cpu}, one thread, ${seconds} s per case in ${rounds} rounds; load average ${loadavg()[0].toFixed(2)} on ${cpus().length} CPUs when it ended.`,
   '',
   '| case | bytes | best round /s | µs each (best) | median round /s |',
   '|---|---:|---:|---:|---:|',

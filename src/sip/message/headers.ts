@@ -50,6 +50,8 @@ const CANONICAL = new Map<string, string>()
 for (const name of KNOWN) CANONICAL.set(name.toLowerCase(), name)
 for (const [short, long] of Object.entries(COMPACT)) CANONICAL.set(short, long)
 const IS_CANONICAL = new Set<string>(KNOWN)
+// canonical → the same canonical string constant, so that parsed names compare by identity later
+const EXACT = new Map<string, string>(KNOWN.map(n => [n, n]))
 
 /**
  * Headers whose value is a comma-separated list that may be split over several lines (RFC 3261 §7.3.1).
@@ -68,8 +70,7 @@ export const LIST_HEADERS: ReadonlySet<string> = new Set([
  * (`cseq` → `CSeq`); unknown names are returned as given.
  */
 export function canonicalHeaderName (name: string): string {
-  if (IS_CANONICAL.has(name)) return name
-  return CANONICAL.get(name.toLowerCase()) ?? name
+  return EXACT.get(name) ?? CANONICAL.get(name.toLowerCase()) ?? name
 }
 
 /**

@@ -3,6 +3,7 @@ import { isDigit, isToken, isWs } from './chars.js'
 import { canonicalHeaderName, parseCSeq, parseCallId, parseContentLength, parseMaxForwards } from './headers.js'
 import { parseNameAddr } from './name-addr.js'
 import { parseUri } from './uri.js'
+import { trimWs } from './scan.js'
 import { readVias } from './via.js'
 import type { CSeq, NameAddr, SipHeader, SipMessage, SipRequest, SipResponse, Via } from './types.js'
 
@@ -282,7 +283,7 @@ function readHeaderLines (text: string, from: number, st: ParseState): SipHeader
       if (cur === undefined) {
         error ??= new SipParseError('continuation line before the first header')
       } else {
-        const cont = text.slice(pos, lineEnd).trim()
+        const cont = trimWs(text.slice(pos, lineEnd))
         if (cont.length > 0) cur.value = cur.value.length > 0 ? cur.value + ' ' + cont : cont
       }
     } else {
@@ -302,7 +303,11 @@ function readHeaderLines (text: string, from: number, st: ParseState): SipHeader
           error ??= new SipParseError('bad header name')
           cur = undefined
         } else {
-          cur = { name: canonicalHeaderName(name), value: text.slice(colon + 1, lineEnd).trim() }
+          let vs = colon + 1
+          let ve = lineEnd
+          while (vs < ve && isWs(text.charCodeAt(vs))) vs++
+          while (ve > vs && isWs(text.charCodeAt(ve - 1))) ve--
+          cur = { name: canonicalHeaderName(name), value: text.slice(vs, ve) }
           headers.push(cur)
         }
       }
