@@ -31,6 +31,8 @@ export interface NodeInfo {
   version: string
   sip: Array<{ transport: string, address: string, port: number }>
   web?: string
+  uptimeSeconds: number
+  registrations: number
 }
 
 /**
@@ -60,7 +62,7 @@ export class M1Node {
   }
 
   async start (): Promise<void> {
-    const { config, logger, metrics } = this
+    const { config, logger } = this
     await ensureDataDir(this.dataDir)
     this.identity = await loadIdentity(this.dataDir)
     this.name = config.node.name !== '' ? config.node.name : defaultNodeName(this.identity)
@@ -82,7 +84,6 @@ export class M1Node {
     if (this.web != null) await writeDaemonInfo(this.dataDir, { pid: process.pid, url: this.web.url, startedAt: this.startedAt })
     this.ready = true
     logger.info({ name: this.name, domain: this.domain, peerId: this.identity.peerId, sip: this.stack.addresses(), web: this.web?.url }, 'node started')
-    void metrics
   }
 
   async stop (): Promise<void> {
@@ -162,7 +163,7 @@ export class M1Node {
         users,
         location,
         metrics,
-        status: () => this.info() as unknown as Record<string, unknown>,
+        status: () => ({ ...this.info() }),
         ready: () => this.ready,
         logger: forComponent(logger, 'web')
       }, { host: config.web.host, port: config.web.port, token })
@@ -215,6 +216,6 @@ export class M1Node {
       ...(this.web != null ? { web: this.web.url } : {}),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       registrations: this.location?.size ?? 0
-    } as NodeInfo
+    }
   }
 }

@@ -138,12 +138,6 @@ export class Users {
     return out
   }
 
-  async count (): Promise<number> {
-    let n = 0
-    for await (const _ of this.table.entries()) n++
-    return n
-  }
-
   /**
    * Bulk import from CSV: `login,password,display_name` rows, or a header naming the columns among
    * login, password, ha1_md5 (or ha1), ha1_sha256, realm, display_name. All rows are checked first; if any is bad

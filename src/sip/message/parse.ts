@@ -9,6 +9,7 @@ import type { CSeq, NameAddr, SipHeader, SipMessage, SipRequest, SipResponse, Vi
 
 const CRLFCRLF = Buffer.from('\r\n\r\n')
 const LFLF = Buffer.from('\n\n')
+const LFCRLF = Buffer.from('\n\r\n')
 const EMPTY = Buffer.alloc(0)
 
 /** What was read before a failure: the start line and the header lines. */
@@ -16,8 +17,8 @@ interface ParseState {
   kind?: 'request' | 'response'
   method?: string
   headers?: SipHeader[]
-  /** index in the header text just past an empty line met before the end of the header section */
-  emptyLineEnd?: number
+  /** an empty line was met before the end of the header section */
+  sawEmptyLine?: boolean
 }
 
 /**
@@ -92,9 +93,12 @@ function parse (data: Buffer, st: ParseState): SipMessage {
   } catch (err) {
     throw startError ?? err
   }
-  if (st.emptyLineEnd !== undefined) {
-    // an empty line before the CRLFCRLF found above (bare-LF header section): the body starts after it
-    bodyStart = start + Buffer.byteLength(text.slice(0, st.emptyLineEnd), 'utf8')
+  if (st.sawEmptyLine === true) {
+    // an empty line before the CRLFCRLF found above (bare-LF header section): the body starts after it. Found
+    // again in the bytes, as invalid UTF-8 makes string and byte offsets differ.
+    const a = data.indexOf(LFLF, start)
+    const b = data.indexOf(LFCRLF, start)
+    bodyStart = a >= 0 && (b < 0 || a < b) ? a + 2 : b + 3
     unterminated = false
   }
   if (startLine === undefined) throw startError
@@ -274,7 +278,7 @@ function readHeaderLines (text: string, from: number, st: ParseState): SipHeader
     const lineEnd = eol > pos && text.charCodeAt(eol - 1) === 13 ? eol - 1 : eol
     if (lineEnd === pos) {
       // the empty line ending the header section (only reached when lines end in bare LF)
-      st.emptyLineEnd = Math.min(eol + 1, len)
+      st.sawEmptyLine = true
       break
     }
     const c0 = text.charCodeAt(pos)
