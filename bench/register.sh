@@ -21,6 +21,8 @@
 #   MEM_RATE=1000          calls/s for the memory phase
 #   MAX_FAIL_PCT=0.1
 #   KAMAILIO_CHILDREN=2    UDP receiver processes (see bench/kamailio/kamailio.cfg)
+#   SIPP_RETRANS=0         1: SIPp retransmits unanswered requests (Timer E, 500 ms);
+#                          0: it does not (-nr), every lost datagram fails a call.
 # Everything listens on and sends to 127.0.0.1 only. Every process started here is
 # stopped on exit. Needs: sipp (3.6.x), kamailio (5.6), node 24, curl, ss.
 set -euo pipefail
@@ -42,6 +44,7 @@ TARGETS=${TARGETS:-"m1node kamailio"}
 MEM_RATE=${MEM_RATE:-1000}
 MAX_FAIL_PCT=${MAX_FAIL_PCT:-0.1}
 KAMAILIO_CHILDREN=${KAMAILIO_CHILDREN:-2}
+SIPP_RETRANS=${SIPP_RETRANS:-0}
 KAMAILIO=${KAMAILIO:-/usr/sbin/kamailio}
 SIPP=${SIPP:-sipp}
 
@@ -60,8 +63,12 @@ calc() { awk "BEGIN { OFMT = \"%.6f\"; CONVFMT = \"%.6f\"; print ($*) }"; }
 
 STARTED_PIDS=()
 
+# Stops a process started here and its descendants (TERM, then KILL after 5 s),
+# and forgets it.
 stop_pid() {
-  local pid=$1 i tree
+  local pid=$1 i tree p keep=()
+  for p in "${STARTED_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+  STARTED_PIDS=("${keep[@]}")
   [ -d "/proc/$pid" ] || return 0
   tree=$(proc_tree "$pid")
   kill -TERM "$pid" 2>/dev/null || true
@@ -76,9 +83,7 @@ stop_pid() {
 }
 
 cleanup() {
-  local pid
-  for pid in "${STARTED_PIDS[@]}"; do stop_pid "$pid"; done
-  STARTED_PIDS=()
+  while [ "${#STARTED_PIDS[@]}" -gt 0 ]; do stop_pid "${STARTED_PIDS[0]}"; done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -110,18 +115,36 @@ wait_sip_ready() {
   return 1
 }
 
+# Without retransmissions by default: on one shared 2-core box SIPp itself is the
+# first to fall behind, and its own late reads would turn into retransmission storms
+# that measure SIPp rather than the server (see bench/results/register.md).
+SIPP_STEP_FLAGS=()
+[ "$SIPP_RETRANS" = 1 ] || SIPP_STEP_FLAGS=(-nr)
+
 # run_sipp OUTDIR RATE CALLS TIMEOUT_S PORT SPORT: register-auth calls; leaves
-# OUTDIR/stat.csv (trace_stat), OUTDIR/time (real user sys of sipp), OUTDIR/sipp.out
+# OUTDIR/stat.csv (trace_stat), OUTDIR/time (real user sys of sipp), OUTDIR/sipp.out,
+# OUTDIR/drops (max datagrams dropped by SIPp's socket, sampled every 0.5 s)
 run_sipp() {
-  local out=$1 rate=$2 calls=$3 tmo=$4 port=$5 sport=$6
+  local out=$1 rate=$2 calls=$3 tmo=$4 port=$5 sport=$6 sampler
   mkdir -p "$out"
-  local TIMEFORMAT='%3R %3U %3S'
+  echo 0 > "$out/drops"
+  # SIPp's socket dies with it: sample its drop counter while it runs
+  ( while sleep 0.5; do d=$(udp_drops "$sport"); [ "$d" -gt 0 ] && echo "$d" > "$out/drops"; done ) &
+  sampler=$!
+  STARTED_PIDS+=("$sampler")
+  local TIMEFORMAT='%3R %3U %3S' job
+  # in the background, so that an interrupt stops it at once (trap -> cleanup)
   { time timeout -k 5 $((tmo + 20)) "$SIPP" -sf "$SCENARIOS/register-auth.xml" -inf "$SIPP_USERS" \
-      -r "$rate" -m "$calls" "${SIPP_COMMON[@]}" -p "$sport" \
+      -r "$rate" -m "$calls" "${SIPP_COMMON[@]}" "${SIPP_STEP_FLAGS[@]}" -p "$sport" \
       -timeout "${tmo}s" -timeout_error \
       -trace_stat -stf "$out/stat.csv" -fd 1 \
       -trace_err -error_file "$out/errors.log" \
-      "127.0.0.1:$port" >"$out/sipp.out" 2>&1 || true; } 2>"$out/time"
+      "127.0.0.1:$port" >"$out/sipp.out" 2>&1 || true; } 2>"$out/time" &
+  job=$!
+  STARTED_PIDS+=("$job")
+  wait "$job" || true
+  stop_pid "$job"
+  stop_pid "$sampler"
 }
 
 # ---------------------------------------------------------------------------
@@ -150,31 +173,31 @@ start_kamailio() {
 
 kam_rpc() { kamcmd -s "unix:$1/ctl" "${@:2}" 2>/dev/null; }
 
-m1() { node "$ROOT/bin/m1node.js" "$@"; }
-
 start_m1node() {
   local port=$1 dir=$2 web
   mkdir -p "$dir"
-  if [ ! -f "$ROOT/bin/m1node.js" ]; then
-    TARGET_SKIP="bin/m1node.js not found"
+  if [ ! -f "$ROOT/bin/m1node.js" ] || [ ! -f "$ROOT/dist/cli/index.js" ]; then
+    TARGET_SKIP="bin/m1node.js or dist/ missing (build with: npm run build)"
     return 1
   fi
+  web=$(free_port)
+  TARGET_WEB=$web
+  # The same settings for the import (the digest realm = the SIP domain enters the
+  # stored HA1s) and the daemon. WebSocket on any free port: all transports run.
+  local -a env=(M1NODE_SIP_UDP_PORT="$port" M1NODE_SIP_TCP_PORT="$port" M1NODE_SIP_WS_PORT=0
+    M1NODE_SIP_HOST=127.0.0.1 M1NODE_SIP_DOMAIN=127.0.0.1 M1NODE_SIP_EGRESS_ALLOW=127.0.0.0/8
+    M1NODE_WEB_HOST=127.0.0.1 M1NODE_WEB_PORT="$web" M1NODE_LOG_LEVEL=warn)
   log "m1node: importing $USERS users"
   local t0 t1
   t0=$(date +%s.%N)
-  if ! m1 user import "$M1_USERS" --data "$dir/data" >"$dir/import.log" 2>&1; then
+  if ! env "${env[@]}" node "$ROOT/bin/m1node.js" user import "$M1_USERS" --data "$dir/data" >"$dir/import.log" 2>&1; then
     TARGET_SKIP="user import failed: $(tail -3 "$dir/import.log" | tr '\n' ' ')"
     return 1
   fi
   t1=$(date +%s.%N)
   echo "$(calc "$t1 - $t0")" > "$dir/import.seconds"
-  web=$(free_port)
-  TARGET_WEB=$web
-  TARGET_CMD="M1NODE_SIP_UDP_PORT=$port M1NODE_SIP_TCP_PORT=$port M1NODE_SIP_HOST=127.0.0.1 M1NODE_SIP_DOMAIN=127.0.0.1 M1NODE_SIP_EGRESS_ALLOW=127.0.0.0/8 M1NODE_WEB_PORT=$web M1NODE_LOG_LEVEL=warn node bin/m1node.js start --data $dir/data"
-  M1NODE_SIP_UDP_PORT=$port M1NODE_SIP_TCP_PORT=$port M1NODE_SIP_HOST=127.0.0.1 \
-  M1NODE_SIP_DOMAIN=127.0.0.1 M1NODE_SIP_EGRESS_ALLOW=127.0.0.0/8 \
-  M1NODE_WEB_PORT=$web M1NODE_WEB_HOST=127.0.0.1 M1NODE_LOG_LEVEL=warn \
-    node "$ROOT/bin/m1node.js" start --data "$dir/data" >"$dir/m1node.log" 2>&1 &
+  TARGET_CMD="${env[*]} node bin/m1node.js start --data $dir/data"
+  env "${env[@]}" node "$ROOT/bin/m1node.js" start --data "$dir/data" >"$dir/m1node.log" 2>&1 &
   TARGET_PID=$!
   STARTED_PIDS+=("$TARGET_PID")
   local i
@@ -200,9 +223,9 @@ metric() {
 # ---------------------------------------------------------------------------
 # one target
 
-ROWS="$RUN_DIR/rows.tsv"     # target rate achieved fail% retrans p50 p99 cpu rssMB pssMB sippcpu calls ok
+ROWS="$RUN_DIR/rows.tsv"
 MEMS="$RUN_DIR/mem.tsv"      # target key value
-printf 'target\toffered\tachieved\tfail_pct\tretrans\tp50_ms\tp99_ms\tcpu_pct\trss_mb\tpss_mb\tsipp_cpu_pct\tcalls\tok\n' > "$ROWS"
+printf 'target\toffered\tachieved\tfail_pct\tretrans\tp50_ms\tp99_ms\tcpu_pct\tcpu_us_per_reg\trss_mb\tpss_mb\tsipp_cpu_pct\tserver_drops\tsipp_drops\tcalls\tok\n' > "$ROWS"
 : > "$MEMS"
 mem() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$MEMS"; }
 
@@ -268,16 +291,19 @@ bench_target() {
 
   # -- rate steps
   local rate calls t0 t1 k0 k1 wall s created ok failed retrans elapsed p50 p99
-  local achieved failpct cpu rss pss sippcpu
+  local achieved failpct cpu rss pss sippcpu cpuus d0 d1 sdrops
   for rate in $RATES; do
     calls=$((rate * DURATION_PER_STEP))
     tree=$(proc_tree "$TARGET_PID")
     k0=$(proc_ticks $tree)
+    d0=$(udp_drops "$port")
     t0=$(date +%s.%N)
     run_sipp "$dir/step-$rate" "$rate" "$calls" $((DURATION_PER_STEP + 10)) "$port" "$sport"
     t1=$(date +%s.%N)
     tree=$(proc_tree "$TARGET_PID")
     k1=$(proc_ticks $tree)
+    d1=$(udp_drops "$port")
+    sdrops=$(cat "$dir/step-$rate/drops")
     rss=$(proc_rss_kb $tree); pss=$(proc_pss_kb $tree)
     if [ ! -s "$dir/step-$rate/stat.csv" ]; then
       log "$target: step $rate: sipp wrote no statistics (see $dir/step-$rate/sipp.out)"
@@ -289,13 +315,16 @@ bench_target() {
     # calls sent but never completed (global timeout) count as failed
     failpct=$(calc "$created > 0 ? ($created - $ok) * 100 / $created : 100")
     cpu=$(calc "($k1 - $k0) * 100 / $HZ / $wall")
+    # server CPU time per successful registration (the 401 round included)
+    cpuus=$(calc "$ok > 0 ? ($k1 - $k0) * 1000000 / $HZ / $ok : 0")
     read -r _ su ss < <(tail -1 "$dir/step-$rate/time")
     sippcpu=$(calc "($su + $ss) * 100 / $wall")
-    printf '%s\t%d\t%.0f\t%.3f\t%d\t%s\t%s\t%.0f\t%.1f\t%.1f\t%.0f\t%d\t%d\n' \
-      "$target" "$rate" "$achieved" "$failpct" "$retrans" "$p50" "$p99" "$cpu" \
-      "$(calc "$rss / 1024")" "$(calc "$pss / 1024")" "$sippcpu" "$created" "$ok" >> "$ROWS"
-    log "$(printf '%s: offered %6d/s  achieved %8.1f/s  failed %.3f%%  retrans %d  p99<%sms  cpu %s%%  rss %s MB  sipp cpu %s%%' \
-      "$target" "$rate" "$achieved" "$failpct" "$retrans" "$p99" "$(calc "int($cpu)")" "$(calc "int($rss / 1024)")" "$(calc "int($sippcpu)")")"
+    printf '%s\t%d\t%.0f\t%.3f\t%d\t%s\t%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.0f\t%d\t%d\t%d\t%d\n' \
+      "$target" "$rate" "$achieved" "$failpct" "$retrans" "$p50" "$p99" "$cpu" "$cpuus" \
+      "$(calc "$rss / 1024")" "$(calc "$pss / 1024")" "$sippcpu" "$((d1 - d0))" "$sdrops" "$created" "$ok" >> "$ROWS"
+    log "$(printf '%s: offered %6d/s  achieved %8.1f/s  failed %.3f%%  p99<%sms  cpu %s%% (%s us/reg)  rss %s MB  sipp cpu %s%%  drops server %d sipp %d' \
+      "$target" "$rate" "$achieved" "$failpct" "$p99" "$(calc "int($cpu)")" "$(calc "int($cpuus)")" "$(calc "int($rss / 1024)")" \
+      "$(calc "int($sippcpu)")" "$((d1 - d0))" "$sdrops")"
     if [ "$(calc "$failpct >= $MAX_FAIL_PCT")" = 1 ]; then
       log "$target: failures >= $MAX_FAIL_PCT % at $rate/s: stop"
       break
@@ -344,7 +373,7 @@ GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo -)
   echo "| machine | $NPROC CPUs, $CPU_MODEL, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) RAM, $(uname -sr) |"
   echo "| m1node | $V_M1 (git $GIT_REV), Node $V_NODE |"
   echo "| Kamailio | $V_KAM, \`children=$KAMAILIO_CHILDREN\`, \`-m 256 -M 32\`, usrloc in memory, [bench/kamailio/kamailio.cfg](../kamailio/kamailio.cfg) |"
-  echo "| SIPp | $V_SIPP, one instance, one UDP socket (\`-t u1\`) |"
+  echo "| SIPp | $V_SIPP, one instance, one UDP socket (\`-t u1\`), retransmissions $([ "$SIPP_RETRANS" = 1 ] && echo "on (500 ms)" || echo "off (\`-nr\`): a lost datagram fails its call") |"
   echo "| users | $USERS (u00001.., password \`pw-<login>\`), MD5 digest, qop=auth as offered |"
   echo "| steps | $DURATION_PER_STEP s each, rates: $RATES; stop at failures >= $MAX_FAIL_PCT % or achieved < 80 % of offered |"
   echo
@@ -378,9 +407,14 @@ GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo -)
   echo "PSS is the fair figure for a multi-process server. Latency: first REGISTER to 200 (SIPp rtd,"
   echo "millisecond buckets: \"p99 < 5\" means 99 % of calls took under 5 ms)."
   echo
-  echo "| target | offered/s | REGISTER/s | failed % | retrans | p50 ms | p99 ms | CPU % | RSS MB | PSS MB | SIPp CPU % |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | < %s | < %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' "$ROWS"
+  echo "*CPU µs/reg* is the server's CPU time per successful registration (both requests): the"
+  echo "efficiency figure, independent of where the pair saturates. *Drops* are datagrams discarded"
+  echo "because a receive buffer was full (\`ss -m\`), on the server's socket and on SIPp's: drops on"
+  echo "SIPp's side mean the load generator, not the server, was the limit of that step."
+  echo
+  echo "| target | offered/s | REGISTER/s | failed % | p50 ms | p99 ms | CPU % | CPU µs/reg | RSS MB | PSS MB | SIPp CPU % | drops server | drops SIPp |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | < %s | < %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $6, $7, $8, $9, $10, $11, $12, $13, $14 }' "$ROWS"
   echo
   echo "## Memory per registration"
   echo
@@ -407,7 +441,7 @@ GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo -)
     fi
   done
   echo "# each step (RATE calls/s for $DURATION_PER_STEP s)"
-  echo "sipp -sf test/interop/scenarios/register-auth.xml -inf users.csv -r RATE -m \$((RATE * $DURATION_PER_STEP)) ${SIPP_COMMON[*]} -p SIPP_PORT -timeout $((DURATION_PER_STEP + 10))s -timeout_error -trace_stat -stf stat.csv -fd 1 127.0.0.1:PORT"
+  echo "sipp -sf test/interop/scenarios/register-auth.xml -inf users.csv -r RATE -m \$((RATE * $DURATION_PER_STEP)) ${SIPP_COMMON[*]} ${SIPP_STEP_FLAGS[*]} -p SIPP_PORT -timeout $((DURATION_PER_STEP + 10))s -timeout_error -trace_stat -stf stat.csv -fd 1 127.0.0.1:PORT"
   echo '```'
   if [ "$(memval m1node import_seconds)" != - ]; then
     echo

@@ -13,3 +13,10 @@ free_port() {
   echo "no free port found" >&2
   return 1
 }
+
+# Datagrams dropped so far by the UDP socket(s) bound to a local port (the `d`
+# of `ss -m`: receive buffer overflows), summed; 0 when none is bound.
+udp_drops() {
+  ss -Huanm "sport = :$1" 2>/dev/null |
+    awk '{ if (match($0, /,d[0-9]+\)/)) { s += substr($0, RSTART + 2, RLENGTH - 3) } } END { print s + 0 }'
+}

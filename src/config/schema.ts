@@ -53,7 +53,7 @@ export const SCHEMA = {
   },
   auth: {
     realm: { type: 'string', default: '', doc: 'Digest realm. Empty: the SIP domain. Changing it invalidates stored password hashes.' },
-    algorithms: { type: 'string[]', default: ['MD5', 'SHA-256'], values: ['MD5', 'SHA-256'], doc: 'Digest algorithms offered, in order (many phones only read the first challenge).', check: (v: string[]) => v.length > 0 ? undefined : 'must name at least one algorithm' },
+    algorithms: { type: 'string[]', default: ['MD5'], values: ['MD5', 'SHA-256'], doc: 'Digest algorithms challenged with, in order. Every user has MD5 and SHA-256 hashes; offering two challenges breaks clients that read only the first (SIPp, sipsak) or only the last (sip.js), and baresip 1.0 refuses any non-MD5 challenge, so SHA-256 is opt-in: ["SHA-256", "MD5"] for RFC 8760 clients.', check: (v: string[]) => v.length > 0 ? undefined : 'must name at least one algorithm' },
     nonce_lifetime: seconds('Seconds a nonce stays valid; older ones get stale=true.', 300, 10, 86_400),
     max_failures: { type: 'integer', default: 10, min: 1, max: 10_000, doc: 'Authentication failures per source address or per login within failure_window before a block.' },
     failure_window: seconds('Window, in seconds, in which failures are counted.', 60, 1),

@@ -27,8 +27,8 @@ export interface AuthenticatorInit {
   /** realm offered to unknown logins and to users created here */
   realm: string
   /**
-   * Challenges sent, in order of preference. Many phones read only the first challenge.
-   * @default ['MD5', 'SHA-256']
+   * Challenges sent, in order of preference; credentials of other algorithms are refused.
+   * @default ['MD5']
    */
   algorithms: DigestAlgorithm[]
 }

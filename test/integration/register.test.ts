@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { rm } from 'node:fs/promises'
 import { startNode, type TestNode } from '../helpers/node.js'
 import { SipTestUa } from '../helpers/sip-ua.js'
 import { getHeader, getHeaders } from '../../src/sip/message/index.js'
@@ -104,6 +105,7 @@ describe('registrar over real sockets', () => {
       expect(await again.node.users.get('alice')).toBeDefined()
     } finally {
       await again.stop()
+      await rm(dataDir, { recursive: true, force: true })
       n = await startNode()
     }
   })

@@ -83,11 +83,6 @@ function sameName (headerName: string, canonical: string, known: boolean): boole
   return headerName.toLowerCase() === canonical.toLowerCase()
 }
 
-/** Whether `name` is the canonical form of a known header. */
-export function isKnownHeader (name: string): boolean {
-  return IS_CANONICAL.has(name)
-}
-
 /** The first value of a header (case-insensitive, compact forms included), or undefined. */
 export function getHeader (msg: Pick<SipMessage, 'headers'>, name: string): string | undefined {
   const canon = canonicalHeaderName(name)

@@ -13,7 +13,7 @@ const SEMI = 59
  * Reads one name-addr or addr-spec at the cursor (RFC 3261 §20.10, §25.1):
  * `"Display" <uri>;p=v`, `Display <uri>`, `<uri>`, or `uri;p=v` where the params belong to the header.
  */
-export function readNameAddr (sc: Scanner): NameAddr {
+function readNameAddr (sc: Scanner): NameAddr {
   const s = sc.s
   sc.skipWs()
   let displayName: string | undefined

@@ -98,7 +98,8 @@ function parse (data: Buffer, st: ParseState): SipMessage {
     // again in the bytes, as invalid UTF-8 makes string and byte offsets differ.
     const a = data.indexOf(LFLF, start)
     const b = data.indexOf(LFCRLF, start)
-    bodyStart = a >= 0 && (b < 0 || a < b) ? a + 2 : b + 3
+    if (a >= 0 && (b < 0 || a < b)) bodyStart = a + 2
+    else if (b >= 0) bodyStart = b + 3
     unterminated = false
   }
   if (startLine === undefined) throw startError
@@ -232,7 +233,6 @@ function parseStartLine (line: string, st: ParseState): StartLine {
     const reason = line.slice(i + 1).trim()
     return { kind: 'response', status, reason }
   }
-  st.kind = 'request'
   // Request-Line = Method SP Request-URI SP SIP-Version; RFC 4475 §3.1.2.9/10: tolerate extra SP
   const sp1 = line.indexOf(' ')
   const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1)
@@ -242,7 +242,9 @@ function parseStartLine (line: string, st: ParseState): StartLine {
   if (parts.length > 1 && parts[parts.length - 1] === '') parts.pop()
   const method = parts[0]!
   for (let k = 0; k < method.length; k++) if (!isToken(method.charCodeAt(k))) throw new SipParseError('bad method')
-  if (method.length === 0) throw new SipParseError('bad request line')
+  if (method.length === 0 || parts.length < 2) throw new SipParseError('bad request line')
+  // from here on it looks enough like a request to deserve an answer (noise gets none: no reflection)
+  st.kind = 'request'
   st.method = method
   // RFC 4475 §3.1.2.8: LWS inside the Request-URI splits it into more parts
   if (parts.length !== 3) throw new SipParseError('bad request line')
@@ -259,7 +261,7 @@ function parseStartLine (line: string, st: ParseState): StartLine {
 
 function checkVersion (v: string, request: boolean): void {
   if (v.length === 7 && v.toUpperCase() === 'SIP/2.0') return
-  // RFC 3261 §8.2.2.1 ... §21.5.6: a request of another SIP version gets 505
+  // RFC 3261 §21.5.6: a request of another SIP version gets 505
   if (request && /^SIP\/\d+\.\d+$/i.test(v)) throw new SipParseError(`unsupported version ${v}`, { status: 505 })
   throw new SipParseError('bad SIP version')
 }

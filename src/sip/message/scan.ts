@@ -7,7 +7,6 @@ const SEMI = 59
 const EQUAL = 61
 const BACKSLASH = 92
 const LBRACKET = 91
-const RBRACKET = 93
 
 /** A cursor over one header value; every failure is a {@link SipParseError} naming what was being read. */
 export class Scanner {
@@ -178,4 +177,3 @@ export function trimWs (s: string): string {
   return a === 0 && b === s.length ? s : s.slice(a, b)
 }
 
-export const CHAR = { DQUOTE, SEMI, EQUAL, BACKSLASH, LBRACKET, RBRACKET } as const

@@ -1,4 +1,4 @@
-import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { freePort, type Children, type RunResult } from './tools.js'
@@ -49,6 +49,8 @@ export interface SippResult extends RunResult {
  */
 export async function runSipp (children: Children, o: SippRun): Promise<SippResult> {
   const timeoutS = o.timeoutS ?? 10
+  // several runs may share one folder: start each from empty logs
+  for (const f of ['errors.log', 'messages.log', 'stats.csv']) await rm(join(o.dir, f), { force: true })
   const args = [
     '127.0.0.1:' + String(o.remotePort),
     '-sf', join(SCENARIOS, o.scenario),
@@ -97,9 +99,4 @@ export async function writeUsersCsv (file: string, users: Array<{ login: string,
 export function receivedStatuses (messages: string): number[] {
   // SIPp writes an unexpected message a second time ("Unexpected UDP message received:"): count the first only
   return [...messages.matchAll(/message received \[\d+\] bytes :\s*\n\s*SIP\/2\.0 (\d{3}) /g)].map(m => Number(m[1]))
-}
-
-/** Files SIPp left in its working directory (for failure messages). */
-export async function listDir (dir: string): Promise<string[]> {
-  return await readdir(dir).catch(() => [])
 }

@@ -70,6 +70,8 @@ export class Children {
   spawn (cmd: string, args: string[], opts: Omit<RunOptions, 'timeoutMs'> = {}): ChildProcess {
     const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] })
     this.live.add(child)
+    // a missing binary or a failed spawn must not become an uncaught 'error' event
+    child.on('error', () => {})
     child.once('close', () => { this.live.delete(child) })
     child.stdin?.on('error', () => {})
     if (opts.input != null) child.stdin?.end(opts.input)
@@ -126,7 +128,7 @@ export function watch (child: ChildProcess): Watched {
     },
     waitExit: async (timeoutMs) => {
       let timer: NodeJS.Timeout | undefined
-      const late = new Promise<undefined>(resolve => { timer = setTimeout(resolve, timeoutMs) })
+      const late = new Promise<undefined>(resolve => { timer = setTimeout(() => { resolve(undefined) }, timeoutMs) })
       try {
         return await Promise.race([exited, late])
       } finally {
@@ -159,10 +161,11 @@ async function canBind (port: number): Promise<boolean> {
 
 /**
  * A port free on 127.0.0.1 for both UDP and TCP within [min, max] (random start, then linear probe). A tool that
- * needs a fixed port of its own (or mangles 5-digit ports) gets one this way; another process could still take it
- * before the tool binds, which the ranges below make unlikely.
+ * needs a fixed port of its own (or mangles 5-digit ports) gets one this way. Another process could still take it
+ * before the tool binds: the default range sits below Linux's ephemeral ports (32768-60999, where port 0 binds land)
+ * and away from the 5060/15060/25060 ports SIP tools and benchmarks like to use.
  */
-export async function freePort (min = 20000, max = 29999): Promise<number> {
+export async function freePort (min = 30000, max = 32767): Promise<number> {
   const span = max - min + 1
   const start = Math.floor(Math.random() * span)
   for (let i = 0; i < Math.min(span, 500); i++) {

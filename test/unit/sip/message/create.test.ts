@@ -130,7 +130,11 @@ describe('createParseErrorResponse', () => {
   it('answers no response and no ACK', () => {
     expect(createParseErrorResponse(failure(msg(['SIP/2.0 200 OK', 'Via: SIP/2.0/UDP h', 'CSeq: 1 INVITE'])))).toBeNull()
     expect(createParseErrorResponse(failure(msg(['ACK sip:a@b SIP/2.0', 'Via: SIP/2.0/UDP h', 'CSeq: 1 ACK'])))).toBeNull()
-    expect(createParseErrorResponse(failure(Buffer.from('\x00\x01garbage')))).not.toBeNull() // looks like a request line
-    expect(createParseErrorResponse(failure(Buffer.from('')))).toBeNull()
+    // noise that is no request line gets no answer
+    for (const noise of ['', '\x00\x01garbage x', 'hello', 'hello\r\nVia: SIP/2.0/UDP h\r\n\r\n']) {
+      expect(createParseErrorResponse(failure(Buffer.from(noise))), noise).toBeNull()
+    }
+    // but a request line without version is answered (RFC 4475 archive test.dat)
+    expect(createParseErrorResponse(failure(msg(['INVITE sip:alan@jasomi.com', 'Call-ID: x'])))?.toString()).toMatch(/^SIP\/2\.0 400 /)
   })
 })

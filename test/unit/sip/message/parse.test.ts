@@ -174,6 +174,17 @@ describe('parseMessage', () => {
     expect(req(Buffer.from(['OPTIONS sip:bob@example.com SIP/2.0', ...BASE, ''].join('\r\n'))).body.length).toBe(0)
   })
 
+  it('finds the body after a bare-LF header section by bytes, whatever the header encoding', () => {
+    const head = Buffer.from(['OPTIONS sip:bob@example.com SIP/2.0', ...BASE, 'Subject: caf'].join('\n'))
+    for (const blank of ['\n\n', '\n\r\n']) {
+      // an invalid UTF-8 octet in a header (decoded as U+FFFD, 3 octets) must not shift the body
+      const data = Buffer.concat([head, Buffer.from([0xe9]), Buffer.from(blank + 'body\r\n\r\nmore')])
+      const m = req(data)
+      expect(m.body.toString()).toBe('body\r\n\r\nmore')
+      expect(getHeader(m, 'Subject')).toBe('caf\ufffd')
+    }
+  })
+
   it('frames the body by Content-Length: truncates extra datagram octets, refuses missing ones', () => {
     const extra = req(msg(['OPTIONS sip:bob@example.com SIP/2.0', ...BASE, 'Content-Type: text/plain', 'Content-Length: 3'], 'abcdef'))
     expect(extra.body.toString()).toBe('abc')
