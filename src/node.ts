@@ -10,7 +10,9 @@ import { SipStack } from './sip/stack.js'
 import { createRequest, newBranch, newCallId, newTag, parseUri, type SipRequest } from './sip/message/index.js'
 import { Users, Authenticator } from './users/index.js'
 import { Location, Registrar, Keepalive, type Binding } from './registrar/index.js'
-import { Router } from './routing/index.js'
+import { Router, B2bua, CallRecords, type CallRecord } from './routing/index.js'
+import type { LocalEnd } from './sip/dialog/index.js'
+import type { TransportName } from './sip/message/index.js'
 import { WebServer } from './web/index.js'
 import { FILES, defaultNodeName, ensureDataDir, loadIdentity, loadToken, removeDaemonInfo, writeDaemonInfo, type Identity } from './datadir.js'
 import { VERSION } from './version.js'
@@ -46,6 +48,8 @@ export class M1Node {
   users!: Users
   location!: Location
   stack!: SipStack
+  calls!: B2bua
+  records!: CallRecords
   web?: WebServer
   private identity!: Identity
   private name!: string
@@ -141,12 +145,38 @@ export class M1Node {
       timers: { t1: sip.t1, t2: sip.t2, t4: sip.t4 },
       forceRport: sip.forceRport
     })
+    const advertised = advertisedAddress(sip.advertisedAddress, sip.host)
+    const localEnd = (transport: TransportName): LocalEnd => {
+      const a = stack.addresses().find(x => x.transport === transport) ?? stack.addresses()[0]
+      return { transport, host: advertised, port: a?.port ?? 5060 }
+    }
+    const records = this.records = new CallRecords({ table: this.store.table<CallRecord>('time_cdr') })
+    const calls = this.calls = new B2bua({
+      stack,
+      records,
+      localEnd,
+      logger: forComponent(logger, 'routing:b2bua'),
+      metrics
+    }, {
+      domain: this.domain,
+      ringTimeoutSeconds: config.routing.ringTimeout,
+      maxCalls: config.routing.maxCalls,
+      maxCallsPerLogin: config.routing.maxCallsPerLogin,
+      anchorMedia: config.media.anchor as 'always',
+      t1: sip.t1,
+      t2: sip.t2,
+      userAgent: `m1node/${VERSION}`
+    })
     const router = new Router({
       registrar,
+      authenticate: async (req, source) => await authenticator.authenticate(req, source, { proxy: true }),
+      users,
+      location,
+      calls,
       isLocalDomain,
       matchInviteForCancel: (cancel) => stack.transactions.matchInviteForCancel(cancel),
       logger: forComponent(logger, 'routing')
-    }, { server: `m1node/${VERSION}` })
+    }, { server: `m1node/${VERSION}`, domain: this.domain, allowAnonymous: config.routing.allowAnonymous })
     stack.setUser(router)
     stack.transports.addEventListener('flow:closed', (evt) => {
       // a WebSocket client can never be reached again once its connection is gone (RFC 7118 §5)
@@ -157,7 +187,8 @@ export class M1Node {
       maxFailures: config.registrar.keepaliveFailures
     })
 
-    this.started.push(location, stack, keepalive)
+    // calls stop before the stack so that their BYEs and CANCELs still leave
+    this.started.push(location, stack, calls, keepalive)
     if (config.web.enabled) {
       this.web = new WebServer({
         users,
@@ -218,4 +249,14 @@ export class M1Node {
       registrations: this.location?.size ?? 0
     }
   }
+}
+
+/** The address put in Via and Contact: configured, else the bound host, else the first non-loopback IPv4. */
+export function advertisedAddress (configured: string, host: string): string {
+  if (configured !== '') return configured
+  if (host !== '0.0.0.0' && host !== '::') return host
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (!a.internal && a.family === 'IPv4') return a.address
+  }
+  return '127.0.0.1'
 }

@@ -36,6 +36,7 @@ export const SCHEMA = {
     tcp_port: port('TCP port (0: any free port).', 5060),
     ws_port: port('WebSocket (RFC 7118) port (0: any free port).', 5066),
     egress_allow: { type: 'string[]', default: ['0.0.0.0/0', '::/0'], doc: 'CIDR ranges the node may send SIP to; anything else is refused before it leaves.', check: (v: string[]) => v.every(c => CIDR_RE.test(c)) ? undefined : 'every entry must be a CIDR range like 127.0.0.0/8' },
+    advertised_address: { type: 'string', default: '', doc: 'Address written into Via and Contact of requests the node sends. Empty: sip.host, or the first non-loopback IPv4 when sip.host is 0.0.0.0.' },
     force_rport: { type: 'boolean', default: true, doc: 'Answer to the source address and port of a request even without rport in its Via (RFC 3581 behaviour for every client).' },
     tcp_idle_timeout: seconds('Seconds after which an idle TCP connection is closed.', 600, 1),
     max_connections: { type: 'integer', default: 10_000, min: 1, max: 1_000_000, doc: 'Most TCP and WebSocket connections open at once.' },
@@ -58,6 +59,20 @@ export const SCHEMA = {
     max_failures: { type: 'integer', default: 10, min: 1, max: 10_000, doc: 'Authentication failures per source address or per login within failure_window before a block.' },
     failure_window: seconds('Window, in seconds, in which failures are counted.', 60, 1),
     block_time: seconds('Seconds a blocked address or login gets 403.', 300, 1)
+  },
+  routing: {
+    allow_anonymous: { type: 'boolean', default: true, doc: 'Callers from other domains may call local users without an account (a public SIP domain). Requests for anything but a local user always need authentication (no open relay).' },
+    ring_timeout: seconds('Seconds a call may ring before the caller gets 480.', 60, 5, 3600),
+    max_calls: { type: 'integer', default: 0, min: 0, max: 1_000_000, doc: 'Calls at once on the node (0: no cap); over it callers get 503 with Retry-After.' },
+    max_calls_per_login: { type: 'integer', default: 0, min: 0, max: 1_000_000, doc: 'Calls at once per login, as caller or callee (0: no cap).' }
+  },
+  media: {
+    anchor: { type: 'string', default: 'always', values: ['always', 'nat', 'never'], doc: 'Relay call media through the node: always, only when a side is behind NAT, or never (SDP passes end to end).' },
+    host: { type: 'string', default: '0.0.0.0', doc: 'Address the media relay\'s UDP sockets bind to.' },
+    advertised_address: { type: 'string', default: '', doc: 'IPv4 address written into relayed SDP. Empty: media.host, or the first non-loopback IPv4 when it is 0.0.0.0.' },
+    port_min: { type: 'integer', default: 20000, min: 1024, max: 65534, doc: 'Lowest UDP port of the relay (RTP on even ports, RTCP on the next).' },
+    port_max: { type: 'integer', default: 30000, min: 1025, max: 65535, doc: 'Highest UDP port of the relay.' },
+    timeout: seconds('Seconds without media in either direction before an answered call is torn down.', 60, 5, 86_400)
   },
   store: {
     sync: { type: 'boolean', default: false, doc: 'fsync each write that a SIP reply acknowledges. Off, writes still survive a killed daemon, not a power cut.' }
@@ -179,6 +194,7 @@ export function validate (raw: Record<string, unknown>): M1Config {
   const cfg = out as unknown as M1Config
   if (cfg.registrar.minExpires > cfg.registrar.maxExpires) throw new ConfigError('registrar.min_expires', 'must not exceed registrar.max_expires')
   if (cfg.sip.t1 > cfg.sip.t2) throw new ConfigError('sip.t1', 'must not exceed sip.t2')
+  if (cfg.media.portMin + 2 > cfg.media.portMax) throw new ConfigError('media.port_min', 'must be at least 2 below media.port_max')
   return deepFreeze(cfg)
 }
 

@@ -1,14 +1,28 @@
 import type { Logger } from '../core/index.js'
-import { createResponse, newTag, validateRequest, type SanityOptions, type SipRequest, type SipResponse } from '../sip/message/index.js'
+import { createResponse, newTag, validateRequest, type NameAddr, type SanityOptions, type SipRequest, type SipResponse } from '../sip/message/index.js'
 import type { ServerTransaction, TransactionUser } from '../sip/transaction/index.js'
 import type { Flow } from '../sip/transport/index.js'
+import type { Binding } from '../registrar/index.js'
+import type { Caller, Callee } from './b2bua.js'
 import { ALLOW, errorResponse } from './sip-errors.js'
+import { RelayDeniedError, UnavailableError, UnknownTargetError } from './errors.js'
+import { localLoginOf } from './targets.js'
 
-/** Option tags the node handles (RFC 3327 Path, RFC 5626 outbound); a Require naming another gets 420. */
-const SANITY: SanityOptions = { supported: ['path', 'outbound'] }
+/** Option tags the node handles (RFC 3327 Path, RFC 5626 outbound, RFC 4028 timer); a Require naming another gets 420. */
+const SANITY: SanityOptions = { supported: ['path', 'outbound', 'timer'] }
 
 export interface RouterComponents {
   registrar: { register: (req: SipRequest, flow: Flow) => Promise<SipResponse> }
+  /** proxy authentication (407) of a caller; returns the login or throws the auth layer's typed errors */
+  authenticate: (req: SipRequest, source: string) => Promise<string>
+  users: { get: (login: string) => Promise<{ login: string, displayName?: string } | undefined> }
+  location: { lookup: (aor: string) => Binding[] }
+  calls: {
+    invite: (req: SipRequest, tx: ServerTransaction, caller: Caller, callee: Callee) => Promise<void>
+    cancel: (inviteTx: ServerTransaction) => boolean
+    inDialog: (req: SipRequest, tx: ServerTransaction) => boolean
+    ack: (req: SipRequest, flow: Flow) => void
+  }
   /** whether a host names this node */
   isLocalDomain: (host: string) => boolean
   /** finds the INVITE server transaction a CANCEL refers to */
@@ -19,11 +33,15 @@ export interface RouterComponents {
 export interface RouterInit {
   /** value of the Server header in our answers */
   server: string
+  /** our SIP domain */
+  domain: string
+  /** callers from other domains may call local users without an account (a public SIP domain) @default true */
+  allowAnonymous: boolean
 }
 
 /**
- * request_route: sanity -> in-dialog -> dispatch by method (Kamailio order). Every request gets exactly one
- * final answer through its server transaction; nothing here throws into the SIP stack.
+ * request_route: sanity -> in-dialog -> auth -> dispatch by method (Kamailio order). Every request gets exactly
+ * one final answer through its server transaction; nothing here throws into the SIP stack.
  */
 export class Router implements TransactionUser {
   constructor (private readonly components: RouterComponents, private readonly init: RouterInit) {}
@@ -34,8 +52,8 @@ export class Router implements TransactionUser {
     })
   }
 
-  onAck (): void {
-    // ACKs to our own 2xx need nothing until the node holds dialogs (calls)
+  onAck (req: SipRequest, flow: Flow): void {
+    this.components.calls.ack(req, flow)
   }
 
   onStrayResponse (res: SipResponse, flow: Flow): void {
@@ -51,8 +69,9 @@ export class Router implements TransactionUser {
     }
     if (req.method === 'CANCEL') return this.cancel(req, tx)
 
-    // in-dialog requests: the node keeps no dialogs yet, so none can match (RFC 3261 §12.2.2)
     if (req.to.params.tag != null) {
+      // RFC 3261 §12.2.2: in-dialog requests belong to a call's leg, or to nothing
+      if (this.components.calls.inDialog(req, tx)) return
       return this.respond(tx, createResponse(req, 481, 'Call/Transaction Does Not Exist'))
     }
     switch (req.method) {
@@ -60,9 +79,40 @@ export class Router implements TransactionUser {
         return this.respond(tx, await this.components.registrar.register(req, tx.flow))
       case 'OPTIONS':
         return this.respond(tx, this.options(req))
+      case 'INVITE':
+        return await this.invite(req, tx)
       default:
         return this.respond(tx, createResponse(req, 501, 'Not Implemented', { toTag: newTag(), headers: [{ name: 'Allow', value: ALLOW }] }))
     }
+  }
+
+  /**
+   * A new call. Who may call whom: a request claiming one of our users as caller (From in our domain) must
+   * authenticate (407); callers from elsewhere reach local users only when the node allows anonymous calls;
+   * nobody unauthenticated reaches anything but a local user (no open relay).
+   */
+  private async invite (req: SipRequest, tx: ServerTransaction): Promise<void> {
+    const { isLocalDomain } = this.components
+    const targetLogin = localLoginOf(req.uri, isLocalDomain)
+    const fromLocal = isLocalDomain(req.from.uri.host)
+    let caller: Caller
+    if (fromLocal || !this.init.allowAnonymous || targetLogin === undefined) {
+      const login = await this.components.authenticate(req, tx.flow.remoteAddress)
+      const user = await this.components.users.get(login)
+      caller = { login, identity: identityOf(login, user?.displayName, this.init.domain) }
+    } else {
+      caller = { identity: { ...req.from, params: {} } }
+    }
+    if (targetLogin === undefined) {
+      // not ours: federation and plain SIP egress come with cross-node calls
+      throw caller.login != null ? new UnknownTargetError(`no route to ${req.uri.host}`) : new RelayDeniedError('relaying denied')
+    }
+    if (targetLogin === null) throw new UnknownTargetError('not a login')
+    const user = await this.components.users.get(targetLogin)
+    if (user == null) throw new UnknownTargetError(`no user ${targetLogin}`)
+    const bindings = this.components.location.lookup(user.login)
+    if (bindings.length === 0) throw new UnavailableError(`${user.login} has no registered device`)
+    await this.components.calls.invite(req, tx, caller, { login: user.login, bindings })
   }
 
   /** RFC 3261 §11.2: OPTIONS to the node answers what it supports. */
@@ -78,7 +128,7 @@ export class Router implements TransactionUser {
         { name: 'Accept', value: 'application/sdp, text/plain' },
         { name: 'Accept-Encoding', value: 'identity' },
         { name: 'Accept-Language', value: 'en' },
-        { name: 'Supported', value: 'path, outbound' }
+        { name: 'Supported', value: 'path, outbound, timer' }
       ]
     })
   }
@@ -88,6 +138,7 @@ export class Router implements TransactionUser {
     const invite = this.components.matchInviteForCancel(req)
     if (invite == null) return this.respond(tx, createResponse(req, 481, 'Call/Transaction Does Not Exist'))
     this.respond(tx, createResponse(req, 200, 'OK'))
+    if (this.components.calls.cancel(invite)) return
     if (invite.state === 'proceeding' || invite.state === 'trying') {
       this.respond(invite, createResponse(invite.request, 487, 'Request Terminated', { toTag: newTag() }))
     }
@@ -100,5 +151,15 @@ export class Router implements TransactionUser {
     } catch (err) {
       this.components.logger?.error({ err, callId: res.callId }, 'cannot respond')
     }
+  }
+}
+
+function identityOf (login: string, displayName: string | undefined, domain: string): NameAddr {
+  const rawUri = `sip:${login}@${domain}`
+  return {
+    ...(displayName != null ? { displayName } : {}),
+    uri: { scheme: 'sip', user: login, host: domain, params: {}, headers: {} },
+    rawUri,
+    params: {}
   }
 }

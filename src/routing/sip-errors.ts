@@ -1,10 +1,11 @@
 import type { Logger } from '../core/index.js'
 import { createResponse, type SipHeader, type SipRequest, type SipResponse } from '../sip/message/index.js'
 import { AuthBlockedError, AuthRequiredError } from '../users/index.js'
+import { CallLimitError, RelayDeniedError, UnavailableError, UnknownTargetError } from './errors.js'
 import { IntervalTooBriefError, InvalidRegisterError, OutOfOrderRegisterError, RegisterForbiddenError, TooManyContactsError } from '../registrar/index.js'
 
 /** Methods the node answers itself today; sent in Allow. */
-export const ALLOW = 'REGISTER, OPTIONS, ACK, CANCEL, BYE'
+export const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, NOTIFY, REFER, MESSAGE'
 
 /**
  * The one table from errors to SIP answers (Kamailio codes[]). Expected conditions are typed errors; anything else
@@ -23,6 +24,11 @@ export function errorResponse (req: SipRequest, err: unknown, toTag: string, log
   if (err instanceof RegisterForbiddenError) return reply(403, 'Forbidden')
   if (err instanceof OutOfOrderRegisterError) return reply(500, 'Out of Order CSeq', [{ name: 'Retry-After', value: '1' }])
   if (err instanceof TooManyContactsError) return reply(403, 'Too Many Contacts')
+  if (err instanceof CallLimitError) return reply(503, 'Service Unavailable', [{ name: 'Retry-After', value: '30' }])
+  if (err instanceof UnknownTargetError) return reply(404, 'Not Found')
+  if (err instanceof UnavailableError) return reply(480, 'Temporarily Unavailable')
+  if (err instanceof RelayDeniedError) return reply(403, 'Forbidden')
+  if ((err as { name?: string } | null)?.name === 'NoPortsError') return reply(503, 'Service Unavailable', [{ name: 'Retry-After', value: '5' }])
   logger?.error({ err, callId: req.callId, method: req.method }, 'unexpected error')
   return reply(500, 'Server Internal Error')
 }

@@ -83,6 +83,14 @@ export class SipStack {
     return this.transactions.request(req, target, user, opts)
   }
 
+  /**
+   * Sends a message outside any transaction: the ACK to a 2xx and the 2xx retransmissions a UAS core owes on
+   * unreliable transports (RFC 3261 §13.3.1.4, §17.1.1.3).
+   */
+  async send (target: SendTarget, msg: SipRequest | SipResponse): Promise<void> {
+    await this.sendMessage(target, msg)
+  }
+
   addresses (): Array<{ transport: TransportName, address: string, port: number }> {
     return this.transports.addresses()
   }

@@ -1,0 +1,658 @@
+import type { Logger, Metrics, MetricCounter } from '../core/index.js'
+import { createRequest, createResponse, getHeader, getHeaders, newCallId, newTag, newBranch, parseUri, type NameAddr, type SipHeader, type SipRequest, type SipResponse } from '../sip/message/index.js'
+import type { TransportName } from '../sip/message/index.js'
+import type { ClientTransaction, ClientTransactionUser, ServerTransaction } from '../sip/transaction/index.js'
+import type { Flow, SendTarget } from '../sip/transport/index.js'
+import { Dialog, type LocalEnd } from '../sip/dialog/index.js'
+import type { Binding } from '../registrar/index.js'
+import type { CallRecord, CdrLeg } from './cdr.js'
+import { CallLimitError } from './errors.js'
+
+type Side = 'a' | 'b'
+
+/** What the B2BUA needs of the media relay (src/media): Kamailio rtpengine's three verbs. */
+export interface MediaAnchor {
+  offer: (callId: string, from: Side, sdp: string) => Promise<string>
+  answer: (callId: string, from: Side, sdp: string) => Promise<string>
+  delete: (callId: string) => { packets: { a2b: number, b2a: number }, bytes: { a2b: number, b2a: number } } | undefined
+}
+
+export interface B2buaComponents {
+  stack: {
+    request: (req: SipRequest, target: SendTarget, user: ClientTransactionUser, opts?: { signal?: AbortSignal }) => ClientTransaction
+    send: (target: SendTarget, msg: SipRequest | SipResponse) => Promise<void>
+  }
+  /** absent: SDP passes end to end untouched */
+  media?: MediaAnchor
+  records: { write: (rec: CallRecord) => Promise<void> }
+  /** our advertised address and listening port for a transport (Via and Contact) */
+  localEnd: (transport: TransportName) => LocalEnd
+  logger?: Logger
+  metrics?: Metrics
+}
+
+export interface B2buaInit {
+  /** our SIP domain: callers' identities become login@domain */
+  domain: string
+  /** seconds a call may ring before the caller gets 480 @default 60 */
+  ringTimeoutSeconds: number
+  /** calls at once on the node; 0: no cap @default 0 */
+  maxCalls: number
+  /** calls at once per login (as caller or callee); 0: no cap @default 0 */
+  maxCallsPerLogin: number
+  /** anchor media at the node: always, only when a side is behind NAT, or never @default 'always' */
+  anchorMedia: 'always' | 'nat' | 'never'
+  /** RFC 3261 T1 and T2, ms: 2xx retransmission to the caller on UDP */
+  t1: number
+  t2: number
+  /** Server / User-Agent value */
+  userAgent: string
+}
+
+/** Who is calling, as the router established it. */
+export interface Caller {
+  /** the authenticated local login, when there is one */
+  login?: string
+  /** the identity presented to the callee (From) */
+  identity: NameAddr
+}
+
+/** Who is called: a local login and its live bindings. */
+export interface Callee {
+  login: string
+  bindings: Binding[]
+}
+
+interface Fork {
+  binding: Binding
+  req: SipRequest
+  target: SendTarget
+  tx?: ClientTransaction
+  provisional: boolean
+  final?: SipResponse
+  cancelPending: boolean
+  cancelled: boolean
+  dialog?: Dialog
+  ack?: SipRequest
+}
+
+interface Pending {
+  /** the request from `side` we forwarded, and its server transaction */
+  tx: ServerTransaction
+  side: Side
+  /** our request on the other leg */
+  out: SipRequest
+  /** our 2xx to `side`, retransmitted on UDP until its ACK */
+  ok?: SipResponse
+  /** the ACK we owe the other leg once `side` ACKs (late offer) */
+  awaitAck: boolean
+}
+
+class Call {
+  readonly bCallId = newCallId()
+  readonly bTag = newTag()
+  readonly aTag = newTag()
+  state: 'ringing' | 'answered' | 'ended' = 'ringing'
+  aDialog?: Dialog
+  bDialog?: Dialog
+  forks: Fork[] = []
+  winner?: Fork
+  readonly startedAt = Date.now()
+  answeredAt?: number
+  anchored = false
+  aOffered = false
+  ringTimer?: ReturnType<typeof setTimeout>
+  sessionTimer?: ReturnType<typeof setTimeout>
+  retransmit?: { timer: ReturnType<typeof setTimeout>, interval: number, deadline: number, res: SipResponse, side: Side }
+  /** the initial 2xx to A is waiting for A's ACK, possibly carrying the SDP answer for B (late offer) */
+  awaitInitialAck = true
+  bAck?: SipRequest
+  pending?: Pending
+  lastProvisional = 0
+
+  constructor (readonly aReq: SipRequest, readonly aTx: ServerTransaction, readonly caller: Caller, readonly callee: Callee) {}
+
+  get id (): string { return this.aReq.callId }
+  get aFlow (): Flow { return this.aTx.flow }
+}
+
+const COPY_TO_CALLEE = new Set(['Content-Type', 'Allow', 'Supported', 'Session-Expires', 'Min-SE', 'Subject', 'Alert-Info', 'Call-Info', 'Accept', 'Accept-Language', 'Organization', 'Priority', 'Privacy', 'User-Agent', 'Event', 'Subscription-State', 'Refer-To', 'Referred-By', 'Info-Package', 'Recv-Info', 'Reason'])
+const COPY_TO_CALLER = new Set(['Content-Type', 'Allow', 'Supported', 'Session-Expires', 'Min-SE', 'Accept', 'Warning', 'Retry-After', 'Unsupported', 'Reason', 'Server', 'Event', 'Subscription-State', 'Recv-Info'])
+
+/**
+ * The back-to-back user agent: a call is an A-leg (the caller's dialog with us) and a B-leg (our dialog with the
+ * callee's device), each with its own Call-ID, tags and CSeq. INVITEs fork to every binding of the callee; the
+ * first 2xx wins and the other forks get CANCEL (or ACK+BYE when they answered too). Provisional responses, early
+ * media, re-INVITE/UPDATE (hold, codec change), INFO and other in-dialog requests pass through; BYE from either
+ * side ends both legs. Media is anchored at the node's relay through offer/answer/delete.
+ */
+export class B2bua {
+  private readonly calls = new Set<Call>()
+  private readonly byInvite = new Map<string, Call>()
+  private readonly dialogs = new Map<string, { call: Call, side: Side }>()
+  private readonly perLogin = new Map<string, number>()
+  private readonly callsTotal?: MetricCounter
+
+  constructor (private readonly components: B2buaComponents, private readonly init: B2buaInit) {
+    const m = components.metrics
+    this.callsTotal = m?.counter('m1node_calls_total', 'Call attempts by outcome', ['direction', 'result'])
+    m?.gauge('m1node_calls_active', 'Calls ringing or answered', [], () => this.calls.size)
+  }
+
+  /** Calls in progress. */
+  get size (): number { return this.calls.size }
+
+  start (): void {}
+
+  /** Ends every call (BYE / CANCEL both legs) as the node stops. */
+  async stop (): Promise<void> {
+    for (const call of [...this.calls]) this.hangup(call, 'shutdown', 503)
+  }
+
+  /** Starts a call from the A-leg INVITE to a local login's bindings. Throws CallLimitError (503). */
+  async invite (req: SipRequest, tx: ServerTransaction, caller: Caller, callee: Callee): Promise<void> {
+    if (this.init.maxCalls > 0 && this.calls.size >= this.init.maxCalls) throw new CallLimitError('node')
+    for (const login of [caller.login, callee.login]) {
+      if (login != null && this.init.maxCallsPerLogin > 0 && (this.perLogin.get(login) ?? 0) >= this.init.maxCallsPerLogin) throw new CallLimitError(login)
+    }
+    const call = new Call(req, tx, caller, callee)
+    this.calls.add(call)
+    this.byInvite.set(tx.id, call)
+    for (const login of [caller.login, callee.login]) if (login != null) this.perLogin.set(login, (this.perLogin.get(login) ?? 0) + 1)
+    const log = this.components.logger
+    log?.info({ callId: call.id, from: caller.login ?? caller.identity.rawUri, to: callee.login, forks: callee.bindings.length }, 'call')
+
+    const media = this.components.media
+    call.anchored = media != null && (this.init.anchorMedia === 'always' ||
+      (this.init.anchorMedia === 'nat' && (callee.bindings.some(b => b.nat) || isNatted(req, tx.flow))))
+    let body = req.body
+    if (isSdp(req)) {
+      call.aOffered = true
+      if (call.anchored) body = Buffer.from(await media!.offer(call.id, 'a', req.body.toString('utf8')))
+    }
+    if (call.state === 'ended') return
+    for (const binding of callee.bindings) this.fork(call, binding, body)
+    call.ringTimer = setTimeout(() => { this.ringTimeout(call) }, this.init.ringTimeoutSeconds * 1000)
+    call.ringTimer.unref()
+  }
+
+  /** The caller CANCELled the INVITE transaction `inviteTx`; returns false when no call holds it. */
+  cancel (inviteTx: ServerTransaction): boolean {
+    const call = this.byInvite.get(inviteTx.id)
+    if (call == null) return false
+    if (call.state === 'ringing') this.finishUnanswered(call, createResponse(call.aReq, 487, 'Request Terminated'), 'cancelled')
+    return true
+  }
+
+  /** An in-dialog request (To tag present). Returns false when it belongs to no dialog of ours (481). */
+  inDialog (req: SipRequest, tx: ServerTransaction): boolean {
+    const found = this.dialogs.get(Dialog.key(req.callId, String(req.to.params.tag ?? '')))
+    if (found == null) return false
+    const { call, side } = found
+    const dialog = side === 'a' ? call.aDialog : call.bDialog
+    if (dialog == null) return false
+    if (!dialog.acceptRemoteSeq(req)) {
+      tx.respond(this.reply(req, 500, 'Out of Order CSeq'))
+      return true
+    }
+    dialog.flow = tx.flow
+    void this.forwardInDialog(call, side, req, tx).catch((err: unknown) => {
+      this.components.logger?.error({ err, callId: call.id }, 'in-dialog request failed')
+      try { tx.respond(this.reply(req, 500)) } catch {}
+    })
+    return true
+  }
+
+  /** An ACK to a 2xx (end to end, outside transactions). */
+  ack (req: SipRequest, flow: Flow): void {
+    const found = this.dialogs.get(Dialog.key(req.callId, String(req.to.params.tag ?? '')))
+    if (found == null) return
+    const { call, side } = found
+    const dialog = side === 'a' ? call.aDialog : call.bDialog
+    if (dialog != null) dialog.flow = flow
+    if (call.retransmit?.side === side) this.stopRetransmit(call)
+    if (side === 'a' && call.awaitInitialAck && req.cseq.seq === call.aReq.cseq.seq) {
+      call.awaitInitialAck = false
+      void this.ackCallee(call, req).catch((err: unknown) => this.components.logger?.error({ err, callId: call.id }, 'cannot ACK callee'))
+      return
+    }
+    const p = call.pending
+    if (p != null && p.side === side && p.ok != null) {
+      call.pending = undefined
+      if (p.awaitAck) void this.forwardAck(call, side, p, req)
+    }
+  }
+
+  /** The media relay saw no packets for too long. */
+  mediaTimeout (callId: string): void {
+    for (const call of this.calls) if (call.id === callId && call.state === 'answered') this.hangup(call, 'media-timeout')
+  }
+
+  // ---- initial INVITE ----
+
+  private fork (call: Call, binding: Binding, body: Buffer): void {
+    const flow = binding.flow
+    const transport = flow.transport as TransportName
+    const local = this.components.localEnd(transport)
+    const headers: SipHeader[] = binding.path.map(value => ({ name: 'Route', value }))
+    headers.push({ name: 'Contact', value: contactOf(local) })
+    if (call.caller.login != null) headers.push({ name: 'P-Asserted-Identity', value: `<sip:${call.caller.login}@${this.init.domain}>` })
+    headers.push(...copyHeaders(call.aReq, COPY_TO_CALLEE))
+    const req = createRequest({
+      method: 'INVITE',
+      uri: binding.contact,
+      from: { ...call.caller.identity, params: { tag: call.bTag } },
+      to: { uri: parseUri(`sip:${call.callee.login}@${this.init.domain}`), rawUri: `sip:${call.callee.login}@${this.init.domain}`, params: {} },
+      callId: call.bCallId,
+      cseq: 1,
+      via: { protocol: 'SIP/2.0', transport, host: local.host, port: local.port, params: { branch: newBranch(), rport: null } },
+      maxForwards: Math.max(0, (call.aReq.maxForwards ?? 70) - 1),
+      headers,
+      body
+    })
+    const target: SendTarget = { transport, address: flow.remoteAddress, port: flow.remotePort, flowId: flow.id }
+    const fork: Fork = { binding, req, target, provisional: false, cancelPending: false, cancelled: false }
+    call.forks.push(fork)
+    try {
+      fork.tx = this.components.stack.request(req, target, {
+        onResponse: (res, f) => { void this.forkResponse(call, fork, res, f).catch((err: unknown) => this.components.logger?.error({ err, callId: call.id }, 'fork response failed')) },
+        onTimeout: () => { this.forkFailed(call, fork, 408, 'Request Timeout') },
+        onTransportError: () => { this.forkFailed(call, fork, 480, 'Temporarily Unavailable') }
+      })
+    } catch (err) {
+      this.components.logger?.warn({ err, callId: call.id, contact: binding.contact }, 'cannot fork')
+      fork.final = createResponse(req, 480, 'Temporarily Unavailable')
+    }
+  }
+
+  private async forkResponse (call: Call, fork: Fork, res: SipResponse, flow: Flow): Promise<void> {
+    const status = res.status
+    if (status < 200) {
+      if (status === 100) return
+      fork.provisional = true
+      if (fork.cancelPending) { this.sendCancel(fork); return }
+      if (call.state !== 'ringing') return
+      let body: Buffer | undefined
+      if (isSdp(res) && res.to.params.tag != null) body = await this.sdpFromB(call, res, 'early')
+      if (call.state !== 'ringing') return
+      // relay each distinct provisional; 180 without SDP after early media would only confuse phones
+      if (body == null && call.lastProvisional === status) return
+      call.lastProvisional = status
+      call.aTx.respond(this.toCaller(call, res, status, body))
+      return
+    }
+    if (status < 300) return await this.forkAnswered(call, fork, res, flow)
+    fork.final = res
+    if (call.state === 'ringing') this.maybeAllFailed(call)
+  }
+
+  private async forkAnswered (call: Call, fork: Fork, res: SipResponse, flow: Flow): Promise<void> {
+    if (fork.dialog == null) {
+      fork.dialog = Dialog.asUac(fork.req, res, { ...flow, id: flow.id }, this.components.localEnd(fork.target.transport))
+      fork.final = res
+    }
+    if (call.winner === fork) {
+      // a 2xx retransmission: our ACK was lost
+      if (call.bAck != null) void this.components.stack.send(fork.dialog.target(), call.bAck).catch(() => {})
+      return
+    }
+    if (call.state !== 'ringing') {
+      // another fork answered first (or the call ended): ACK and hang up this one (RFC 3261 §13.2.2.4)
+      this.ackAndBye(fork)
+      return
+    }
+    call.winner = fork
+    call.state = 'answered'
+    call.answeredAt = Date.now()
+    if (call.ringTimer != null) clearTimeout(call.ringTimer)
+    for (const other of call.forks) if (other !== fork) this.cancelFork(other)
+    call.bDialog = fork.dialog
+    this.dialogs.set(call.bDialog.key, { call, side: 'b' })
+
+    let body: Buffer | undefined
+    if (isSdp(res)) body = await this.sdpFromB(call, res, 'final')
+    call.aDialog = Dialog.asUas(call.aReq, call.aTag, call.aFlow, this.components.localEnd(call.aFlow.transport as TransportName))
+    this.dialogs.set(call.aDialog.key, { call, side: 'a' })
+    const ok = this.toCaller(call, res, 200, body)
+    call.aTx.respond(ok)
+    this.byInvite.delete(call.aTx.id)
+    this.startRetransmit(call, 'a', ok)
+    // with an offer from A the ACK to B carries nothing and goes now; otherwise it waits for A's answer
+    if (call.aOffered) {
+      call.bAck = call.bDialog.request('ACK', { cseq: fork.req.cseq.seq })
+      void this.components.stack.send(call.bDialog.target(), call.bAck).catch(() => {})
+    }
+    this.armSessionTimer(call, res)
+    this.callsTotal?.inc({ direction: 'local', result: 'answered' })
+    this.components.logger?.info({ callId: call.id, contact: fork.binding.contact }, 'call answered')
+  }
+
+  private forkFailed (call: Call, fork: Fork, status: number, reason: string): void {
+    if (fork.final != null) return
+    fork.final = createResponse(fork.req, status, reason)
+    if (call.state === 'ringing') this.maybeAllFailed(call)
+  }
+
+  private maybeAllFailed (call: Call): void {
+    if (call.forks.some(f => f.final == null)) return
+    const best = bestResponse(call.forks.map(f => f.final!))
+    const res = this.toCaller(call, best, best.status, undefined)
+    this.finishUnanswered(call, res, best.status === 486 || best.status === 600 ? 'busy' : 'rejected')
+  }
+
+  private ringTimeout (call: Call): void {
+    if (call.state !== 'ringing') return
+    this.finishUnanswered(call, createResponse(call.aReq, 480, 'No Answer', { toTag: call.aTag }), 'no-answer')
+  }
+
+  private finishUnanswered (call: Call, res: SipResponse, reason: string): void {
+    if (call.state !== 'ringing') return
+    for (const f of call.forks) this.cancelFork(f)
+    if (res.to.params.tag == null) res = createResponse(call.aReq, res.status, res.reason, { toTag: call.aTag, headers: res.headers.filter(h => !['Via', 'From', 'To', 'Call-ID', 'CSeq'].includes(h.name)), body: res.body })
+    res.headers.push({ name: 'Server', value: this.init.userAgent })
+    try { call.aTx.respond(res) } catch {}
+    this.callsTotal?.inc({ direction: 'local', result: reason })
+    this.end(call, reason, res.status)
+  }
+
+  private cancelFork (fork: Fork): void {
+    if (fork.final != null || fork.cancelled) return
+    if (fork.provisional) this.sendCancel(fork)
+    else fork.cancelPending = true
+  }
+
+  /** RFC 3261 §9.1: CANCEL has the INVITE's Request-URI, Call-ID, From, To, CSeq number, Route and top Via. */
+  private sendCancel (fork: Fork): void {
+    if (fork.cancelled || fork.final != null) return
+    fork.cancelled = true
+    fork.cancelPending = false
+    const inv = fork.req
+    const cancel = createRequest({
+      method: 'CANCEL',
+      uri: inv.rawUri,
+      from: inv.from,
+      to: inv.to,
+      callId: inv.callId,
+      cseq: inv.cseq.seq,
+      via: inv.vias[0]!,
+      headers: getHeaders(inv, 'Route').map(value => ({ name: 'Route', value }))
+    })
+    try {
+      this.components.stack.request(cancel, fork.target, { onResponse: () => {}, onTimeout: () => {}, onTransportError: () => {} })
+    } catch (err) {
+      this.components.logger?.debug({ err }, 'cannot CANCEL fork')
+    }
+  }
+
+  private ackAndBye (fork: Fork): void {
+    const d = fork.dialog
+    if (d == null) return
+    void this.components.stack.send(d.target(), d.request('ACK', { cseq: fork.req.cseq.seq })).catch(() => {})
+    this.sendBye(d)
+  }
+
+  private async ackCallee (call: Call, ack: SipRequest): Promise<void> {
+    const b = call.bDialog
+    if (b == null || call.winner == null || call.bAck != null) return
+    let body: Buffer | undefined
+    if (isSdp(ack)) {
+      const sdp = ack.body.toString('utf8')
+      body = Buffer.from(call.anchored ? await this.components.media!.answer(call.id, 'a', sdp) : sdp)
+    }
+    call.bAck = b.request('ACK', { cseq: call.winner.req.cseq.seq, ...(body != null ? { body, headers: [{ name: 'Content-Type', value: 'application/sdp' }] } : {}) })
+    await this.components.stack.send(b.target(), call.bAck)
+  }
+
+  /** SDP in a response from B: its answer to A's offer, or (late offer) B's offer. */
+  private async sdpFromB (call: Call, res: SipResponse, _phase: 'early' | 'final'): Promise<Buffer> {
+    const sdp = res.body.toString('utf8')
+    if (!call.anchored) return res.body
+    const media = this.components.media!
+    return Buffer.from(call.aOffered ? await media.answer(call.id, 'b', sdp) : await media.offer(call.id, 'b', sdp))
+  }
+
+  /** A response to the caller mirroring one from the callee: our tag, our Contact, end-to-end headers copied. */
+  private toCaller (call: Call, res: SipResponse, status: number, body: Buffer | undefined): SipResponse {
+    const headers = copyHeaders(res, COPY_TO_CALLER).filter(h => body != null || h.name !== 'Content-Type')
+    if (status >= 101 && status < 300) headers.push({ name: 'Contact', value: contactOf(this.components.localEnd(call.aFlow.transport as TransportName)) })
+    return createResponse(call.aReq, status, res.reason, { toTag: call.aTag, headers, ...(body != null ? { body } : {}) })
+  }
+
+  // ---- established dialogs ----
+
+  private async forwardInDialog (call: Call, side: Side, req: SipRequest, tx: ServerTransaction): Promise<void> {
+    const otherSide: Side = side === 'a' ? 'b' : 'a'
+    const other = otherSide === 'a' ? call.aDialog : call.bDialog
+    if (req.method === 'BYE') {
+      tx.respond(this.reply(req, 200))
+      this.hangup(call, side === 'a' ? 'caller-bye' : 'callee-bye', undefined, side)
+      return
+    }
+    if (other == null || call.state !== 'answered') {
+      tx.respond(this.reply(req, 481))
+      return
+    }
+    const isInvite = req.method === 'INVITE'
+    if (isInvite || req.method === 'UPDATE') {
+      // RFC 3261 §14.1: one offer/answer at a time per dialog
+      if (call.pending != null) { tx.respond(this.reply(req, 491, 'Request Pending')); return }
+    }
+    let body: Buffer | undefined = req.body.length > 0 ? req.body : undefined
+    const offered = (isInvite || req.method === 'UPDATE') && isSdp(req)
+    if (offered && call.anchored) body = Buffer.from(await this.components.media!.offer(call.id, side, req.body.toString('utf8')))
+    const out = other.request(req.method, { headers: copyHeaders(req, COPY_TO_CALLEE).filter(h => body != null || h.name !== 'Content-Type'), ...(body != null ? { body } : {}) })
+    const pending: Pending | undefined = isInvite ? { tx, side, out, awaitAck: !offered } : undefined
+    if (isInvite || req.method === 'UPDATE') call.pending = pending ?? { tx, side, out, awaitAck: false }
+    const localEnd = this.components.localEnd(tx.flow.transport as TransportName)
+    this.components.stack.request(out, other.target(), {
+      onResponse: (res) => {
+        void (async () => {
+          if (res.status < 200) return
+          let rbody: Buffer | undefined = res.body.length > 0 ? res.body : undefined
+          if (res.status < 300 && isSdp(res) && call.anchored && (isInvite || req.method === 'UPDATE')) {
+            const sdp = res.body.toString('utf8')
+            rbody = Buffer.from(offered ? await this.components.media!.answer(call.id, otherSide, sdp) : await this.components.media!.offer(call.id, otherSide, sdp))
+          }
+          if (res.status < 300 && (isInvite || req.method === 'UPDATE')) {
+            other.refreshTarget(res)
+            this.armSessionTimer(call, res)
+          }
+          const headers = copyHeaders(res, COPY_TO_CALLER).filter(h => rbody != null || h.name !== 'Content-Type')
+          if (res.status < 300 && (isInvite || req.method === 'UPDATE')) headers.push({ name: 'Contact', value: contactOf(localEnd) })
+          const answer = createResponse(req, res.status, res.reason, { headers, ...(rbody != null ? { body: rbody } : {}) })
+          if (isInvite && res.status < 300) {
+            // ACK the other leg now when it got an offer from us; with a late offer the ACK waits for `side`
+            if (offered) void this.components.stack.send(other.target(), other.request('ACK', { cseq: out.cseq.seq })).catch(() => {})
+            pending!.ok = answer
+            this.startRetransmit(call, side, answer)
+          } else if (call.pending?.tx === tx) {
+            call.pending = undefined
+          }
+          if (!isInvite && req.method === 'UPDATE' && call.pending?.tx === tx) call.pending = undefined
+          tx.respond(answer)
+          if (isInvite && res.status >= 300 && call.pending?.tx === tx) call.pending = undefined
+        })().catch((err: unknown) => this.components.logger?.error({ err, callId: call.id }, 'in-dialog response failed'))
+      },
+      onTimeout: () => {
+        if (call.pending?.tx === tx) call.pending = undefined
+        try { tx.respond(this.reply(req, 408)) } catch {}
+      },
+      onTransportError: () => {
+        if (call.pending?.tx === tx) call.pending = undefined
+        try { tx.respond(this.reply(req, 503)) } catch {}
+      }
+    })
+    // target refresh from the side that sent it (RFC 3261 §12.2.2)
+    if (isInvite || req.method === 'UPDATE') (side === 'a' ? call.aDialog : call.bDialog)?.refreshTarget(req)
+  }
+
+  private async forwardAck (call: Call, side: Side, p: Pending, ack: SipRequest): Promise<void> {
+    const otherSide: Side = side === 'a' ? 'b' : 'a'
+    const other = otherSide === 'a' ? call.aDialog : call.bDialog
+    if (other == null) return
+    let body: Buffer | undefined
+    if (isSdp(ack)) {
+      const sdp = ack.body.toString('utf8')
+      body = Buffer.from(call.anchored ? await this.components.media!.answer(call.id, side, sdp) : sdp)
+    }
+    const out = other.request('ACK', { cseq: p.out.cseq.seq, ...(body != null ? { body, headers: [{ name: 'Content-Type', value: 'application/sdp' }] } : {}) })
+    await this.components.stack.send(other.target(), out).catch(() => {})
+  }
+
+  // ---- ending ----
+
+  /** Ends an established or ringing call from our side: BYE (or CANCEL) to every leg but `except`. */
+  private hangup (call: Call, reason: string, status?: number, except?: Side): void {
+    if (call.state === 'ended') return
+    if (call.state === 'ringing') {
+      this.finishUnanswered(call, createResponse(call.aReq, status ?? 480, reason === 'shutdown' ? 'Service Unavailable' : 'Temporarily Unavailable', { toTag: call.aTag }), reason)
+      return
+    }
+    if (except !== 'a' && call.aDialog != null) this.sendBye(call.aDialog, reason)
+    if (except !== 'b' && call.bDialog != null) this.sendBye(call.bDialog, reason)
+    this.end(call, reason, 200)
+  }
+
+  private sendBye (dialog: Dialog, reason?: string): void {
+    const headers: SipHeader[] = reason != null && reason !== 'caller-bye' && reason !== 'callee-bye' ? [{ name: 'Reason', value: `SIP;cause=200;text="${reason}"` }] : []
+    try {
+      this.components.stack.request(dialog.request('BYE', { headers }), dialog.target(), { onResponse: () => {}, onTimeout: () => {}, onTransportError: () => {} })
+    } catch (err) {
+      this.components.logger?.debug({ err }, 'cannot send BYE')
+    }
+  }
+
+  private end (call: Call, reason: string, status: number): void {
+    if (call.state === 'ended') return
+    call.state = 'ended'
+    if (call.ringTimer != null) clearTimeout(call.ringTimer)
+    if (call.sessionTimer != null) clearTimeout(call.sessionTimer)
+    this.stopRetransmit(call)
+    this.calls.delete(call)
+    this.byInvite.delete(call.aTx.id)
+    if (call.aDialog != null) this.dialogs.delete(call.aDialog.key)
+    if (call.bDialog != null) this.dialogs.delete(call.bDialog.key)
+    for (const login of [call.caller.login, call.callee.login]) {
+      if (login == null) continue
+      const n = (this.perLogin.get(login) ?? 1) - 1
+      if (n <= 0) this.perLogin.delete(login)
+      else this.perLogin.set(login, n)
+    }
+    const media = call.anchored ? this.components.media?.delete(call.id) : undefined
+    const endedAt = Date.now()
+    const legs: CdrLeg[] = [
+      { side: 'a', party: call.caller.login ?? call.caller.identity.rawUri, transport: call.aFlow.transport, remote: `${call.aFlow.remoteAddress}:${call.aFlow.remotePort}` },
+      ...call.forks.map(f => ({ side: 'b' as const, party: f.binding.contact, transport: f.binding.flow.transport, remote: `${f.binding.flow.remoteAddress}:${f.binding.flow.remotePort}` }))
+    ]
+    const rec: CallRecord = {
+      callId: call.id,
+      caller: call.caller.login != null ? `${call.caller.login}@${this.init.domain}` : call.caller.identity.rawUri,
+      callee: `${call.callee.login}@${this.init.domain}`,
+      startedAt: call.startedAt,
+      ...(call.answeredAt != null ? { answeredAt: call.answeredAt } : {}),
+      endedAt,
+      durationMs: call.answeredAt != null ? endedAt - call.answeredAt : 0,
+      status,
+      reason,
+      legs,
+      ...(media != null ? { media: { packets: { ...media.packets }, bytes: { ...media.bytes } } } : {})
+    }
+    this.components.logger?.info({ callId: call.id, reason, status, durationMs: rec.durationMs }, 'call ended')
+    void this.components.records.write(rec).catch((err: unknown) => this.components.logger?.error({ err, callId: call.id }, 'cannot write call record'))
+  }
+
+  // ---- timers ----
+
+  /** RFC 3261 §13.3.1.4: on unreliable transports the UAS core retransmits its 2xx until the ACK. */
+  private startRetransmit (call: Call, side: Side, res: SipResponse): void {
+    this.stopRetransmit(call)
+    const dialog = side === 'a' ? call.aDialog : call.bDialog
+    if (dialog == null || dialog.flow.transport !== 'UDP') return
+    const state = { timer: undefined as unknown as ReturnType<typeof setTimeout>, interval: this.init.t1, deadline: Date.now() + 64 * this.init.t1, res, side }
+    const tick = (): void => {
+      if (Date.now() >= state.deadline) {
+        call.retransmit = undefined
+        this.components.logger?.info({ callId: call.id, side }, 'no ACK for 2xx: ending call')
+        this.hangup(call, 'no-ack')
+        return
+      }
+      void this.components.stack.send(dialog.target(), res).catch(() => {})
+      state.interval = Math.min(state.interval * 2, this.init.t2)
+      state.timer = setTimeout(tick, state.interval)
+      state.timer.unref()
+    }
+    state.timer = setTimeout(tick, state.interval)
+    state.timer.unref()
+    call.retransmit = state
+  }
+
+  private stopRetransmit (call: Call): void {
+    if (call.retransmit != null) clearTimeout(call.retransmit.timer)
+    call.retransmit = undefined
+  }
+
+  /** RFC 4028: when a session interval was agreed and no refresh arrives in time, the node ends the call. */
+  private armSessionTimer (call: Call, res: SipResponse): void {
+    const se = getHeader(res, 'Session-Expires')
+    if (se == null) return
+    const seconds = Number(/^\s*(\d+)/.exec(se)?.[1])
+    if (!Number.isFinite(seconds) || seconds < 90) return
+    if (call.sessionTimer != null) clearTimeout(call.sessionTimer)
+    call.sessionTimer = setTimeout(() => { this.hangup(call, 'session-expired') }, seconds * 1000)
+    call.sessionTimer.unref()
+  }
+
+  private reply (req: SipRequest, status: number, reason?: string): SipResponse {
+    return createResponse(req, status, reason, { headers: [{ name: 'Server', value: this.init.userAgent }] })
+  }
+}
+
+function isSdp (msg: SipRequest | SipResponse): boolean {
+  if (msg.body.length === 0) return false
+  const ct = getHeader(msg, 'Content-Type')
+  return ct != null && /^\s*application\/sdp\b/i.test(ct)
+}
+
+/** The Contact host:port differs from the packet's source: a NAT sits between (Kamailio nat_uac_test 2). */
+function isNatted (req: SipRequest, flow: Flow): boolean {
+  const v = getHeaders(req, 'Contact')[0]
+  if (v == null) return false
+  const m = /sip:(?:[^@>]*@)?\[?([^\]>;:]+)\]?(?::(\d+))?/i.exec(v)
+  if (m == null) return true
+  return m[1] !== flow.remoteAddress || Number(m[2] ?? 5060) !== flow.remotePort
+}
+
+function contactOf (local: LocalEnd): string {
+  const host = local.host.includes(':') ? `[${local.host}]` : local.host
+  return `<sip:${host}:${local.port};transport=${local.transport.toLowerCase()}>`
+}
+
+function copyHeaders (msg: SipRequest | SipResponse, names: Set<string>): SipHeader[] {
+  const out: SipHeader[] = []
+  for (const h of msg.headers) {
+    if (names.has(h.name) || /^X-/i.test(h.name)) {
+      if (h.name === 'Supported') {
+        // reliable provisionals are not relayed: do not let the far side promise them
+        const v = h.value.split(',').map(s => s.trim()).filter(t => t !== '' && t.toLowerCase() !== '100rel').join(', ')
+        if (v !== '') out.push({ name: h.name, value: v })
+        continue
+      }
+      out.push({ name: h.name, value: h.value })
+    }
+  }
+  return out
+}
+
+/** RFC 3261 §16.7 step 6: a 6xx wins; otherwise the lowest class, preferring busy (486) within 4xx. */
+function bestResponse (list: SipResponse[]): SipResponse {
+  const six = list.find(r => r.status >= 600)
+  if (six != null) return six
+  const sorted = [...list].sort((x, y) => Math.floor(x.status / 100) - Math.floor(y.status / 100) || rank(x.status) - rank(y.status))
+  return sorted[0]!
+}
+
+function rank (status: number): number {
+  if (status === 486) return 0
+  if (status === 408 || status === 480) return 2
+  return 1
+}
