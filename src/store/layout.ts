@@ -7,6 +7,10 @@ export const SUBLEVELS = {
   login_user: { owner: 'users', key: 'login', value: 'UserRecord (json)' },
   /** registrar/: AOR (normalised login) -> Binding[] (json); one key per AOR so a REGISTER is one atomic write */
   aor_contacts: { owner: 'registrar', key: 'aor', value: 'Binding[] (json)' },
+  /** routing/: `<startedAt, 13 digits>!<call id>` -> CallRecord (json): one per call attempt, time-ordered */
+  time_cdr: { owner: 'routing', key: 'startedAt!callId', value: 'CallRecord (json)' },
+  /** directory/: `<kind>!<name>` (kind node | login) -> NamePin (json): owner key of a name, pinned on first resolution */
+  name_pin: { owner: 'directory', key: 'kind!name', value: 'NamePin (json)' },
   /** node.ts: setting name -> value (json): nonce secret, node name */
   setting_value: { owner: 'node', key: 'setting', value: 'json' }
 } as const
