@@ -1,0 +1,167 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { createSocket } from 'node:dgram'
+import { startNode, type TestNode } from '../helpers/node.js'
+import { Phone, sdpFor } from '../helpers/phone.js'
+import { getHeader } from '../../src/sip/message/index.js'
+
+const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
+
+describe('calls between local users (B2BUA)', () => {
+  let n: TestNode
+  const phones: Phone[] = []
+  const phone = async (login: string, password = `pw-${login}`): Promise<Phone> => {
+    const p = new Phone(login, password, { port: n.udp, domain: 'test-node' })
+    await p.open()
+    phones.push(p)
+    return p
+  }
+
+  beforeEach(async () => {
+    n = await startNode({ config: { media: { anchor: 'never' }, routing: { ring_timeout: 5 } } })
+    for (const u of ['alice', 'bob', 'carol']) await n.node.users.add({ login: u, password: `pw-${u}` })
+  })
+  afterEach(async () => {
+    for (const p of phones.splice(0)) p.close()
+    await n.stop()
+  })
+
+  it('connects alice to bob: 407, 180, 200, ACK, BYE, and writes a call record', async () => {
+    const alice = await phone('alice')
+    const bob = await phone('bob')
+    expect((await bob.register()).status).toBe(200)
+    const call = alice.call('bob')
+    const res = await call.final
+    expect(res.status).toBe(200)
+    expect(alice.received.some(m => m.kind === 'response' && m.status === 180)).toBe(true)
+    const inv = await bob.waitRequest('INVITE')
+    // the callee sees the authenticated caller, on a call-id of the node's own
+    expect(inv.from.uri.user).toBe('alice')
+    expect(inv.callId).not.toBe(call.callId)
+    expect(getHeader(inv, 'P-Asserted-Identity')).toBe('<sip:alice@test-node>')
+    await bob.waitRequest('ACK')
+    expect((await call.bye()).status).toBe(200)
+    await bob.waitRequest('BYE')
+    await sleep(50)
+    const [rec] = await n.node.records.list()
+    expect(rec).toMatchObject({ caller: 'alice@test-node', callee: 'bob@test-node', status: 200, reason: 'caller-bye' })
+    expect(rec!.answeredAt).toBeGreaterThan(0)
+  })
+
+  it('answers unknown user 404, unregistered user 480, busy 486', async () => {
+    const alice = await phone('alice')
+    expect((await alice.call('nobody').final).status).toBe(404)
+    expect((await alice.call('carol').final).status).toBe(480)
+    const bob = await phone('bob')
+    bob.behaviour = { kind: 'reject', status: 486 }
+    await bob.register()
+    expect((await alice.call('bob').final).status).toBe(486)
+    await sleep(50)
+    const recs = await n.node.records.list()
+    expect(recs.map(r => r.status)).toEqual([486])
+  })
+
+  it('forks to every device: first answer wins, the other gets CANCEL', async () => {
+    const alice = await phone('alice')
+    const desk = await phone('bob')
+    const soft = await phone('bob')
+    desk.behaviour = { kind: 'ring' }
+    soft.behaviour = { kind: 'answer', afterMs: 200 }
+    await desk.register()
+    await soft.register()
+    const res = await alice.call('bob').final
+    expect(res.status).toBe(200)
+    await desk.waitRequest('CANCEL')
+    await soft.waitRequest('ACK')
+  })
+
+  it('caller CANCEL gets 487 and cancels the callee', async () => {
+    const alice = await phone('alice')
+    const bob = await phone('bob')
+    bob.behaviour = { kind: 'ring' }
+    await bob.register()
+    const call = alice.call('bob')
+    await bob.waitRequest('INVITE')
+    await alice.wait(m => m.kind === 'response' && m.status === 180)
+    call.cancel()
+    expect((await call.final).status).toBe(487)
+    await bob.waitRequest('CANCEL')
+    await sleep(50)
+    expect((await n.node.records.list())[0]).toMatchObject({ status: 487, reason: 'cancelled' })
+  })
+
+  it('no answer within ring_timeout gives 480 and cancels the callee', async () => {
+    const alice = await phone('alice')
+    const bob = await phone('bob')
+    bob.behaviour = { kind: 'ring' }
+    await bob.register()
+    const res = await alice.call('bob').final
+    expect(res.status).toBe(480)
+    await bob.waitRequest('CANCEL')
+  }, 15_000)
+
+  it('passes re-INVITE (hold), INFO and a BYE from the callee', async () => {
+    const alice = await phone('alice')
+    const bob = await phone('bob')
+    await bob.register()
+    const call = alice.call('bob')
+    expect((await call.final).status).toBe(200)
+    const hold = await call.reinvite(sdpFor(alice.mediaPort, { direction: 'sendonly', version: 2 }))
+    expect(hold.status).toBe(200)
+    const reinv = await bob.wait(m => m.kind === 'request' && m.method === 'INVITE' && m.to.params.tag != null) as import('../../src/sip/message/index.js').SipRequest
+    expect(reinv.body.toString()).toMatch(/a=sendonly/)
+    expect((await call.info('Signal=5\r\nDuration=160\r\n')).status).toBe(200)
+    const info = await bob.waitRequest('INFO')
+    expect(info.body.toString()).toMatch(/Signal=5/)
+    // callee hangs up: the node BYEs the caller
+    const bInvite = await bob.waitRequest('INVITE')
+    const byeFromBob = [
+      `BYE ${getHeader(bInvite, 'Contact')!.replace(/[<>]/g, '')} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${bob.port};branch=z9hG4bKbye${Date.now()};rport`, 'Max-Forwards: 70',
+      `From: ${getHeader(bInvite, 'To')!};tag=${bob.incoming.get(bInvite.callId)!.tag}`, `To: ${getHeader(bInvite, 'From')!}`,
+      `Call-ID: ${bInvite.callId}`, 'CSeq: 1 BYE', 'Content-Length: 0', '', ''
+    ].join('\r\n')
+    expect((await bob.request(byeFromBob)).status).toBe(200)
+    await alice.waitRequest('BYE')
+    await sleep(50)
+    expect((await n.node.records.list())[0]).toMatchObject({ reason: 'callee-bye' })
+  })
+
+  it('refuses to relay: unauthenticated INVITE to another domain gets 403 and nothing is sent', async () => {
+    const stranger = await phone('mallory')
+    const text = [
+      'INVITE sip:someone@elsewhere.example SIP/2.0', `Via: SIP/2.0/UDP 127.0.0.1:${stranger.port};branch=z9hG4bKrelay1;rport`,
+      'Max-Forwards: 70', 'From: <sip:mallory@evil.example>;tag=1', 'To: <sip:someone@elsewhere.example>',
+      'Call-ID: relay1', 'CSeq: 1 INVITE', `Contact: <sip:mallory@127.0.0.1:${stranger.port}>`, 'Content-Length: 0', '', ''
+    ].join('\r\n')
+    // the caller claims no local identity, so the node asks for credentials it cannot have
+    const res = await stranger.request(text)
+    expect([403, 407]).toContain(res.status)
+    const metrics = await (await fetch(`${n.web}/metrics`)).text()
+    expect(metrics).not.toMatch(/m1node_sip_transport_egress_denied_total\{[^}]*\} [1-9]/)
+  })
+
+  it('lets a caller from another domain reach a local user without an account', async () => {
+    const bob = await phone('bob')
+    await bob.register()
+    const outsider = await phone('visitor')
+    const res = await outsider.call('bob', { from: 'sip:visitor@other.example', auth: false }).final
+    expect(res.status).toBe(200)
+    const inv = await bob.waitRequest('INVITE')
+    expect(inv.from.uri.host).toBe('other.example')
+    expect(getHeader(inv, 'P-Asserted-Identity')).toBeUndefined()
+  })
+
+  it('caps calls per login with 503 and Retry-After', async () => {
+    await n.stop()
+    n = await startNode({ config: { media: { anchor: 'never' }, routing: { max_calls_per_login: 1 } } })
+    for (const u of ['alice', 'bob', 'carol']) await n.node.users.add({ login: u, password: `pw-${u}` })
+    const alice = await phone('alice')
+    const bob = await phone('bob')
+    await bob.register()
+    expect((await alice.call('bob').final).status).toBe(200)
+    const second = await alice.call('bob').final
+    expect(second.status).toBe(503)
+    expect(getHeader(second, 'Retry-After')).toBeDefined()
+  })
+  void createSocket
+})
