@@ -193,6 +193,7 @@ export class M1Node {
       this.web = new WebServer({
         users,
         location,
+        records,
         metrics,
         status: () => ({ ...this.info() }),
         ready: () => this.ready,

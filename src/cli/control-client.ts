@@ -3,6 +3,7 @@ import type { M1Config } from '../config/index.js'
 import { readDaemonInfo, readTokenIfAny, FILES } from '../datadir.js'
 import { Store } from '../store/index.js'
 import { Users, ImportError, type ImportResult } from '../users/index.js'
+import { CallRecords, type CallRecord } from '../routing/index.js'
 import { CliError } from './exit.js'
 
 export interface PublicUser { login: string, displayName?: string, realm: string, sha256: boolean, createdAt: number, registrations?: number }
@@ -16,6 +17,7 @@ export interface Admin {
   removeUser(login: string): Promise<void>
   listUsers(): Promise<PublicUser[]>
   importCsv(text: string, update: boolean): Promise<ImportResult>
+  calls(since?: number, limit?: number): Promise<CallRecord[]>
   close(): Promise<void>
 }
 
@@ -94,6 +96,11 @@ class ApiAdmin implements Admin {
     }
   }
 
+  async calls (since?: number, limit?: number): Promise<CallRecord[]> {
+    const r: { calls: CallRecord[] } = await this.call('GET', `/calls?since=${since ?? 0}&limit=${limit ?? 1000}`)
+    return r.calls
+  }
+
   async importCsv (text: string, update: boolean): Promise<ImportResult> {
     return await this.call('POST', `/users/import${update ? '?update=1' : ''}`, text, 'text/csv')
   }
@@ -117,6 +124,9 @@ class StoreAdmin implements Admin {
   }
 
   async importCsv (text: string, update: boolean): Promise<ImportResult> { return await this.users.importCsv(text, { update }) }
+  async calls (since?: number, limit?: number): Promise<CallRecord[]> {
+    return await new CallRecords({ table: this.store.table<CallRecord>('time_cdr') }).list({ ...(since != null ? { since } : {}), ...(limit != null ? { limit } : {}) })
+  }
   async close (): Promise<void> { await this.store.stop() }
 }
 

@@ -175,6 +175,26 @@ export function buildProgram (): Command {
       })
     })
 
+  const calls = program.command('calls').description('call records')
+  common(calls.command('list'))
+    .description('recent calls, oldest first')
+    .option('--since <when>', 'only calls started since: an ISO date/time, epoch ms, or a duration like 15m, 2h, 7d')
+    .option('--limit <n>', 'at most this many', '100')
+    .option('--json', 'one JSON object per line')
+    .action(async (opts: Common & { since?: string, limit: string, json?: boolean }) => {
+      const since = opts.since != null ? parseSince(opts.since) : undefined
+      const limit = Number(opts.limit)
+      if (!Number.isInteger(limit) || limit < 1) throw new InvalidInputError('--limit', 'must be a positive integer')
+      await withAdmin(opts, async (admin) => {
+        const list = await admin.calls(since, limit)
+        const lines = list.map(c => opts.json === true
+          ? JSON.stringify(c)
+          : [new Date(c.startedAt).toISOString(), c.caller, '->', c.callee, String(c.status), c.reason, `${Math.round(c.durationMs / 1000)}s`,
+              c.media != null ? `${c.media.packets.a2b}/${c.media.packets.b2a} pkts` : ''].join('  ').trimEnd())
+        if (lines.length > 0) process.stdout.write(lines.join('\n') + '\n')
+      })
+    })
+
   program.addOption(new Option('--no-color').hideHelp())
   return program
 }
@@ -193,4 +213,14 @@ export async function main (argv: string[] = process.argv): Promise<void> {
     if (err instanceof ConfigError && err.path === '--config') fail(new CliError(err.message, EXIT.usage))
     fail(err)
   }
+}
+
+/** `--since`: ISO date, epoch ms, or a duration back from now (30s, 15m, 2h, 7d). */
+export function parseSince (text: string, now = Date.now()): number {
+  const d = /^(\d+)([smhd])$/.exec(text.trim())
+  if (d != null) return now - Number(d[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[d[2] as 's']
+  if (/^\d{10,13}$/.test(text.trim())) return Number(text)
+  const t = Date.parse(text)
+  if (Number.isNaN(t)) throw new InvalidInputError('--since', `"${text}" is no date, epoch ms or duration like 2h`)
+  return t
 }

@@ -7,10 +7,12 @@ import { InvalidInputError, M1Error } from '../core/index.js'
 import type { Users, UserRecord } from '../users/index.js'
 import { ImportError, UnknownUserError, UserExistsError } from '../users/index.js'
 import type { Binding } from '../registrar/index.js'
+import type { CallRecord } from '../routing/index.js'
 
 export interface WebComponents {
   users: Pick<Users, 'add' | 'setPassword' | 'remove' | 'list' | 'importCsv' | 'get'>
   location: { lookup: (aor: string) => Binding[] }
+  records: { list: (opts: { since?: number, limit?: number }) => Promise<CallRecord[]> }
   metrics?: Metrics
   /** node status for /api/status and /health */
   status: () => Record<string, unknown>
@@ -118,6 +120,13 @@ export class WebServer {
     switch (route) {
       case 'GET /status':
         return send(res, 200, this.components.status())
+      case 'GET /calls': {
+        const since = Number(url.searchParams.get('since') ?? '0')
+        const limit = Number(url.searchParams.get('limit') ?? '1000')
+        if (!Number.isFinite(since) || since < 0) throw new InvalidInputError('since', 'must be epoch milliseconds')
+        const calls = await this.components.records.list({ since, limit: Number.isInteger(limit) && limit > 0 ? Math.min(limit, 100_000) : 1000 })
+        return send(res, 200, { calls })
+      }
       case 'GET /users': {
         const limit = Number(url.searchParams.get('limit') ?? '1000')
         const after = url.searchParams.get('after') ?? undefined

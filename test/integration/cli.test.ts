@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 import { runCli, startDaemon, stopDaemon } from '../helpers/cli.js'
 import { SipTestUa } from '../helpers/sip-ua.js'
+import { Phone } from '../helpers/phone.js'
 
 async function sipPort (dataDir: string, transport: string): Promise<number> {
   const r = await runCli(['status', '--json', '--data', dataDir])
@@ -115,6 +116,38 @@ describe('m1node CLI and daemon (separate processes)', () => {
     expect(s.registrations).toBe(100)
     const users = (await runCli(['user', 'list', '--data', dir])).stdout.trim().split('\n')
     expect(users).toHaveLength(100)
+  })
+
+  it('lists call records with calls list, live and with the daemon down', async () => {
+    daemon = (await startDaemon(dir, { M1NODE_MEDIA_ANCHOR: 'never' })).child
+    for (const u of ['alice', 'bob']) expect((await runCli(['user', 'add', u, '--password', `pw-${u}`, '--data', dir])).code).toBe(0)
+    const port = await sipPort(dir, 'UDP')
+    const status = JSON.parse((await runCli(['status', '--json', '--data', dir])).stdout) as { domain: string }
+    const alice = new Phone('alice', 'pw-alice', { port, domain: status.domain })
+    const bob = new Phone('bob', 'pw-bob', { port, domain: status.domain })
+    await alice.open()
+    await bob.open()
+    try {
+      expect((await bob.register()).status).toBe(200)
+      const call = alice.call('bob')
+      expect((await call.final).status).toBe(200)
+      expect((await call.bye()).status).toBe(200)
+      expect((await alice.call('nobody').final).status).toBe(404)
+    } finally {
+      alice.close()
+      bob.close()
+    }
+    const live = await runCli(['calls', 'list', '--since', '1h', '--data', dir])
+    expect(live.code, live.stderr).toBe(0)
+    expect(live.stdout).toMatch(new RegExp(`alice@${status.domain}  ->  bob@${status.domain}  200  caller-bye`))
+    expect(await stopDaemon(daemon)).toBe(0)
+    daemon = undefined
+    const json = await runCli(['calls', 'list', '--json', '--data', dir])
+    const rows = json.stdout.trim().split('\n').map(l => JSON.parse(l) as { status: number })
+    expect(rows).toHaveLength(1)
+    const bad = await runCli(['calls', 'list', '--since', 'yesterday-ish', '--data', dir])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/--since/)
   })
 
   it('starts on embedded defaults with no init', async () => {
