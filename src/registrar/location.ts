@@ -61,8 +61,13 @@ export interface LocationComponents {
  */
 export class Location extends EventTarget {
   private readonly bindings = new Map<string, Binding[]>()
-  /** expiry buckets: second -> AORs with a binding expiring in that second */
+  /** expiry buckets: second -> AORs whose earliest binding expires in that second; each AOR sits in one bucket */
   private readonly buckets = new Map<number, Set<string>>()
+  private readonly bucketOf = new Map<string, number>()
+  /** group commit: the writes of one event-loop turn go to LevelDB as one batch */
+  private pendingOps: Array<{ type: 'put', key: string, value: Binding[] } | { type: 'del', key: string }> = []
+  private pendingWaiters: Array<{ resolve: () => void, reject: (err: unknown) => void }> = []
+  private flushScheduled = false
   private readonly queues = new Map<string, Promise<unknown>>()
   private sweepTimer?: ReturnType<typeof setInterval>
   private count = 0
@@ -123,8 +128,7 @@ export class Location extends EventTarget {
       const before = this.bindings.get(aor) ?? []
       const { bindings, result } = change(this.lookup(aor))
       const sorted = [...bindings].sort((a, b) => b.q - a.q || b.updatedAt - a.updatedAt)
-      if (sorted.length > 0) await this.components.table.put(aor, sorted, { sync: this.components.sync })
-      else await this.components.table.del(aor, { sync: this.components.sync })
+      await this.persist(aor, sorted)
       this.setMemory(aor, sorted)
       this.emitChanges(aor, before, sorted, reason)
       return result
@@ -156,19 +160,54 @@ export class Location extends EventTarget {
     }
   }
 
+  /** Resolves once the AOR's new list is in LevelDB, written together with whatever else this turn changed. */
+  private async persist (aor: string, list: Binding[]): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.pendingOps.push(list.length > 0 ? { type: 'put', key: aor, value: list } : { type: 'del', key: aor })
+      this.pendingWaiters.push({ resolve, reject })
+      if (!this.flushScheduled) {
+        this.flushScheduled = true
+        setImmediate(() => { void this.flush() })
+      }
+    })
+  }
+
+  private async flush (): Promise<void> {
+    this.flushScheduled = false
+    const ops = this.pendingOps
+    const waiters = this.pendingWaiters
+    this.pendingOps = []
+    this.pendingWaiters = []
+    try {
+      await this.components.table.batch(ops, { sync: this.components.sync })
+      for (const w of waiters) w.resolve()
+    } catch (err) {
+      for (const w of waiters) w.reject(err)
+    }
+  }
+
   private setMemory (aor: string, list: Binding[]): void {
     this.count -= this.bindings.get(aor)?.length ?? 0
-    if (list.length === 0) {
-      this.bindings.delete(aor)
-      return
+    const old = this.bucketOf.get(aor)
+    let sec: number | undefined
+    if (list.length === 0) this.bindings.delete(aor)
+    else {
+      this.bindings.set(aor, list)
+      this.count += list.length
+      sec = Math.ceil(Math.min(...list.map(b => b.expiresAt)) / 1000)
     }
-    this.bindings.set(aor, list)
-    this.count += list.length
-    for (const b of list) {
-      const sec = Math.ceil(b.expiresAt / 1000)
+    if (old === sec) return
+    if (old != null) {
+      const bucket = this.buckets.get(old)
+      bucket?.delete(aor)
+      if (bucket?.size === 0) this.buckets.delete(old)
+      this.bucketOf.delete(aor)
+    }
+    if (sec != null) {
       let bucket = this.buckets.get(sec)
       if (bucket == null) { bucket = new Set(); this.buckets.set(sec, bucket) }
       bucket.add(aor)
+      this.bucketOf.set(aor, sec)
     }
   }
 
@@ -180,17 +219,20 @@ export class Location extends EventTarget {
       if (sec <= nowSec) {
         due.push(...aors)
         this.buckets.delete(sec)
+        for (const aor of aors) this.bucketOf.delete(aor)
       }
     }
-    for (const aor of new Set(due)) {
-      const now = this.now()
+    const now = this.now()
+    await Promise.all([...new Set(due)].map(async (aor) => {
       const list = this.bindings.get(aor)
-      if (list == null || !list.some(b => b.expiresAt <= now)) continue
+      if (list == null) return
+      // not expired after all (refreshed meanwhile): back into the bucket of its earliest expiry
+      if (!list.some(b => b.expiresAt <= now)) { this.setMemory(aor, list); return }
       try {
         await this.update(aor, current => ({ bindings: current, result: undefined }), 'expired')
       } catch (err) {
         this.components.logger?.error({ err, aor }, 'cannot persist expired bindings')
       }
-    }
+    }))
   }
 }

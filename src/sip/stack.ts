@@ -47,6 +47,7 @@ export class SipStack {
     }, init.transports)
     this.transactions = new TransactionLayer({
       send: async (target, msg) => { await this.sendMessage(target, msg) },
+      encode: serialize,
       isReliable: (t) => this.transports.isReliable(t),
       tu: {
         onRequest: (req, tx) => { this.requireTu().onRequest(req, tx) },
@@ -100,9 +101,13 @@ export class SipStack {
     return this.tu
   }
 
-  private async sendMessage (target: SendTarget, msg: SipRequest | SipResponse): Promise<void> {
-    if (msg.kind === 'response') this.responses?.inc({ method: msg.cseq.method, class: `${Math.floor(msg.status / 100)}xx` })
-    this.log?.trace({ target: `${target.transport} ${target.address}:${target.port}` }, 'send')
+  private async sendMessage (target: SendTarget, msg: SipRequest | SipResponse | Buffer): Promise<void> {
+    if (Buffer.isBuffer(msg)) {
+      // a retransmission from a completed transaction: counted when first sent
+      await this.transports.send(target, msg)
+      return
+    }
+    if (msg.kind === 'response') this.responses?.inc({ method: msg.cseq.method, class: CLASS[Math.floor(msg.status / 100)] ?? 'other' })
     await this.transports.send(target, serialize(msg))
   }
 
@@ -142,4 +147,5 @@ export class SipStack {
   }
 }
 
+const CLASS: Record<number, string> = { 1: '1xx', 2: '2xx', 3: '3xx', 4: '4xx', 5: '5xx', 6: '6xx' }
 const KNOWN_METHODS = new Set(['REGISTER', 'INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'MESSAGE', 'INFO', 'UPDATE', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'REFER', 'PUBLISH'])

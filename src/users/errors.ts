@@ -1,4 +1,4 @@
-import { InvalidInputError, M1Error } from '../core/index.js'
+import { InvalidInputError, M1Error, QuietError } from '../core/index.js'
 
 export class InvalidLoginError extends InvalidInputError {
   static override readonly name: string = 'InvalidLoginError'
@@ -24,13 +24,13 @@ export class ImportError extends InvalidInputError {
 }
 
 /** No or wrong credentials: answer 401 (or 407 when `proxy`) carrying these WWW-/Proxy-Authenticate values. */
-export class AuthRequiredError extends M1Error {
+export class AuthRequiredError extends QuietError {
   static override readonly name: string = 'AuthRequiredError'
   constructor (readonly challenges: string[], readonly proxy: boolean) { super('authentication required') }
 }
 
 /** Too many failures from this address or for this login: answer 403 until the block ends. */
-export class AuthBlockedError extends M1Error {
+export class AuthBlockedError extends QuietError {
   static override readonly name: string = 'AuthBlockedError'
   constructor () { super('too many authentication failures') }
 }

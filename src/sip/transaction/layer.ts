@@ -12,8 +12,10 @@ import { DEFAULT_TIMER_VALUES, durations, type Durations } from './timers.js'
 import type { ClientTransaction, ClientTransactionUser, ServerTransaction, TimerValues, TransactionUser } from './types.js'
 
 export interface TransactionLayerComponents {
-  /** Serializes and sends a message; rejects on transport error. */
-  send(target: SendTarget, msg: SipMessage): Promise<void>
+  /** Serializes (unless already bytes) and sends a message; rejects on transport error. */
+  send(target: SendTarget, msg: SipMessage | Buffer): Promise<void>
+  /** Serializes a message; when given, completed non-INVITE server transactions keep only bytes */
+  encode?(msg: SipMessage): Buffer
   /** true for TCP/WS/TLS (no retransmissions, zero wait timers) */
   isReliable(transport: TransportName): boolean
   tu: TransactionUser
@@ -75,6 +77,7 @@ export class TransactionLayer implements Startable {
     this.reliable = durations(values, true)
     this.host = {
       send: (target, msg) => components.send(target, msg),
+      ...(components.encode !== undefined ? { encode: components.encode } : {}),
       terminated: (tx, result) => { this.forget(tx, result) },
       logger: components.logger
     }
@@ -139,7 +142,7 @@ export class TransactionLayer implements Startable {
     } catch (err) {
       // a TU bug must not leave the peer retransmitting into the void
       logger?.error({ err, callId: req.callId, tx: key }, 'transaction user failed on a request')
-      if (tx.final === undefined && !tx.terminated) {
+      if (tx.finalStatus === undefined && tx.final === undefined && !tx.terminated) {
         try {
           tx.respond(createResponse(req, 500, 'Server Internal Error', { toTag: newTag() }))
         } catch {

@@ -14,8 +14,10 @@ export type TransactionResult = '2xx' | '3xx' | '4xx' | '5xx' | '6xx' | 'timeout
 
 /** What a machine needs from the layer that owns it. */
 export interface TransactionHost {
-  /** Hands a message to the transport; rejects on transport error. */
-  send(target: SendTarget, msg: SipMessage): Promise<void>
+  /** Hands a message (or its wire form) to the transport; rejects on transport error. */
+  send(target: SendTarget, msg: SipMessage | Buffer): Promise<void>
+  /** The wire form of a message, when the layer can make it: lets completed transactions drop parsed objects. */
+  encode?(msg: SipMessage): Buffer
   /** The machine reached 'terminated': forget it, count it. Called once. */
   terminated(tx: Machine<StateBase<never>>, result: TransactionResult): void
   readonly logger?: Logger
@@ -52,7 +54,8 @@ export abstract class Machine<S extends StateBase<never>> {
 
   constructor (
     readonly id: string,
-    readonly request: SipRequest,
+    /** the request that created the transaction; a completed NIST keeps only its To (see ServerMachine.compact) */
+    public request: SipRequest,
     /** where this transaction's messages go */
     readonly target: SendTarget,
     readonly times: Durations,
@@ -102,7 +105,7 @@ export abstract class Machine<S extends StateBase<never>> {
   }
 
   /** Sends a message to {@link target}; a rejection comes back as {@link transportFailed}. */
-  transmit (msg: SipMessage): void {
+  transmit (msg: SipMessage | Buffer): void {
     if (this.current.name === 'terminated') return
     let p: Promise<void>
     try {
@@ -186,8 +189,12 @@ export function targetOf (flow: Flow): SendTarget {
 export abstract class ServerMachine<S extends StateBase<never>> extends Machine<S> implements ServerTransaction {
   /** the last provisional sent (re-sent on request retransmissions in 'proceeding') */
   provisional: SipResponse | undefined
-  /** the final response sent, once there is one */
+  /** the final response sent, once there is one (undefined again after compact()) */
   final: SipResponse | undefined
+  /** wire form of the final response, kept instead of the parsed objects after compact() */
+  finalWire: Buffer | undefined
+  /** status of the final response, kept across compact() */
+  finalStatus: number | undefined
 
   constructor (id: string, request: SipRequest, readonly flow: Flow, d: Durations, host: TransactionHost, initial: S) {
     super(id, request, targetOf(flow), d, host, initial)
@@ -198,6 +205,23 @@ export abstract class ServerMachine<S extends StateBase<never>> extends Machine<
 
   /** A retransmission of the request that created this transaction arrived. */
   abstract receiveRequest (): void
+
+  /**
+   * Once only retransmissions remain to be answered, keeps the final response's bytes and drops the parsed
+   * request and response: a registrar under load holds 64*T1 (32 s) of completed transactions.
+   */
+  compact (): void {
+    const final = this.final
+    if (final === undefined || this.host.encode === undefined) return
+    this.finalWire = this.host.encode(final)
+    this.finalStatus = final.status
+    this.final = undefined
+    // RFC 2543 matching still compares the To tag
+    this.request = { to: this.request.to, method: this.request.method } as SipRequest
+  }
+
+  /** The final response to retransmit. */
+  get lastFinal (): SipResponse | Buffer | undefined { return this.finalWire ?? this.final }
 
   /** RFC 3261 §17.2.4: a transport failure on a response terminates the server transaction. */
   protected transportFailed (err: Error): void {

@@ -17,6 +17,7 @@ function respond (tx: NonInviteServerTransaction, res: SipResponse): void {
     tx.go(PROCEEDING)
   } else {
     tx.final = res
+    tx.finalStatus = res.status
     tx.transmit(res)
     tx.go(COMPLETED)
   }
@@ -35,9 +36,9 @@ const PROCEEDING: NistState = {
 // Answers request retransmissions with the final response for Timer J (64*T1 unreliable, 0 reliable).
 const COMPLETED: NistState = {
   name: 'completed',
-  enter (tx) { tx.j.start(tx.times.j) },
-  request (tx) { if (tx.final !== undefined) tx.transmit(tx.final) },
-  timerJ (tx) { tx.terminate(statusClass(tx.final?.status ?? 600)) }
+  enter (tx) { tx.j.start(tx.times.j); if (tx.times.j > 0) tx.compact() },
+  request (tx) { const f = tx.lastFinal; if (f !== undefined) tx.transmit(f) },
+  timerJ (tx) { tx.terminate(statusClass(tx.finalStatus ?? 600)) }
 }
 
 /** RFC 3261 §17.2.2 non-INVITE server transaction. */

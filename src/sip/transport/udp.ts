@@ -1,4 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram'
+import { lookup as dnsLookup } from 'node:dns'
+import { isIP } from 'node:net'
 import type { Logger } from '../../core/index.js'
 import type { TransportName } from '../message/types.js'
 import { hostPort, ipFamily, normalizeAddress, unbracket } from './address.js'
@@ -61,7 +63,12 @@ export class UdpTransport implements Transport {
   async start (): Promise<void> {
     if (this.socket != null) return
     this.ipv6 = ipFamily(this.host) === 6
-    const socket = createSocket({ type: this.ipv6 ? 'udp6' : 'udp4' })
+    const family = this.ipv6 ? 6 : 4
+    // destinations are IP literals checked in send(): skip dgram's asynchronous dns.lookup on every datagram
+    const socket = createSocket({
+      type: this.ipv6 ? 'udp6' : 'udp4',
+      lookup: (address, opts, cb) => { if (isIP(address) !== 0) cb(null, address, family); else dnsLookup(address, opts, cb) }
+    })
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => {
         socket.close()

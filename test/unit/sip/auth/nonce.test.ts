@@ -159,3 +159,17 @@ describe('NonceManager: nonce-count replay protection', () => {
     expect(m.checkNc(b, 1, T0 + 1500)).toBe(false)
   })
 })
+
+describe('nonce MAC', () => {
+  it('is HMAC-SHA256 of the first 15 bytes under the secret, truncated to 15 bytes (documented layout)', async () => {
+    const { createHmac, randomBytes } = await import('node:crypto')
+    const { NonceManager } = await import('../../../../src/sip/auth/index.js')
+    const secret = randomBytes(32)
+    const m = new NonceManager({ secret })
+    for (let i = 0; i < 5; i++) {
+      const raw = Buffer.from(m.issue(), 'base64url')
+      const mac = createHmac('sha256', secret).update(raw.subarray(0, 15)).digest().subarray(0, 15)
+      expect(raw.subarray(15).equals(mac)).toBe(true)
+    }
+  })
+})
