@@ -7,6 +7,7 @@ import { Dialog, type LocalEnd } from '../sip/dialog/index.js'
 import type { Binding } from '../registrar/index.js'
 import type { CallRecord, CdrLeg } from './cdr.js'
 import { CallLimitError } from './errors.js'
+import { errorResponse } from './sip-errors.js'
 
 type Side = 'a' | 'b'
 
@@ -168,7 +169,17 @@ export class B2bua {
     let body = req.body
     if (isSdp(req)) {
       call.aOffered = true
-      if (call.anchored) body = Buffer.from(await media!.offer(call.id, 'a', req.body.toString('utf8')))
+      if (call.anchored) {
+        try {
+          body = Buffer.from(await media!.offer(call.id, 'a', req.body.toString('utf8')))
+        } catch (err) {
+          // unusable SDP (488) or no relay ports (503): the call ends before it rings
+          const res = errorResponse(req, err, call.aTag, this.components.logger)
+          try { tx.respond(res) } catch {}
+          this.end(call, 'rejected', res.status)
+          return
+        }
+      }
     }
     if (call.state === 'ended') return
     for (const binding of callee.bindings) this.fork(call, binding, body)
@@ -197,8 +208,7 @@ export class B2bua {
     }
     dialog.flow = tx.flow
     void this.forwardInDialog(call, side, req, tx).catch((err: unknown) => {
-      this.components.logger?.error({ err, callId: call.id }, 'in-dialog request failed')
-      try { tx.respond(this.reply(req, 500)) } catch {}
+      try { tx.respond(errorResponse(req, err, dialog.localTag, this.components.logger)) } catch {}
     })
     return true
   }

@@ -1,6 +1,7 @@
 import type { Logger } from '../core/index.js'
 import { createResponse, type SipHeader, type SipRequest, type SipResponse } from '../sip/message/index.js'
 import { AuthBlockedError, AuthRequiredError } from '../users/index.js'
+import { InvalidSdpError, NoPortsError } from '../media/index.js'
 import { CallLimitError, RelayDeniedError, UnavailableError, UnknownTargetError } from './errors.js'
 import { IntervalTooBriefError, InvalidRegisterError, OutOfOrderRegisterError, RegisterForbiddenError, TooManyContactsError } from '../registrar/index.js'
 
@@ -28,7 +29,8 @@ export function errorResponse (req: SipRequest, err: unknown, toTag: string, log
   if (err instanceof UnknownTargetError) return reply(404, 'Not Found')
   if (err instanceof UnavailableError) return reply(480, 'Temporarily Unavailable')
   if (err instanceof RelayDeniedError) return reply(403, 'Forbidden')
-  if ((err as { name?: string } | null)?.name === 'NoPortsError') return reply(503, 'Service Unavailable', [{ name: 'Retry-After', value: '5' }])
+  if (err instanceof NoPortsError) return reply(503, 'Service Unavailable', [{ name: 'Retry-After', value: '5' }])
+  if (err instanceof InvalidSdpError) return reply(488, 'Not Acceptable Here')
   logger?.error({ err, callId: req.callId, method: req.method }, 'unexpected error')
   return reply(500, 'Server Internal Error')
 }
