@@ -27,6 +27,8 @@ const PROCEEDING: IstState = {
       tx.provisional = res
     } else {
       tx.final = res
+      tx.finalStatus = res.status
+      tx.finalTag = res.to.params.tag
       tx.go(res.status < 300 ? ACCEPTED : COMPLETED)
     }
   },
@@ -37,15 +39,17 @@ const PROCEEDING: IstState = {
 const COMPLETED: IstState = {
   name: 'completed',
   enter (tx) {
+    tx.compact()
     if (!tx.times.reliable) tx.g.start(tx.interval = tx.times.t1)
     tx.h.start(tx.times.h)
   },
   leave (tx) { tx.g.stop(); tx.h.stop() },
-  request (tx) { if (tx.final !== undefined) tx.transmit(tx.final) },
+  request (tx) { const f = tx.lastFinal; if (f !== undefined) tx.transmit(f) },
   ack (tx) { tx.go(CONFIRMED); return true },
   // §17.2.1: G doubles up to T2
   timerG (tx) {
-    if (tx.final !== undefined) tx.transmit(tx.final)
+    const f = tx.lastFinal
+    if (f !== undefined) tx.transmit(f)
     tx.g.start(tx.interval = Math.min(2 * tx.interval, tx.times.t2))
   },
   // §17.2.1: no ACK within 64*T1 is a transaction failure
@@ -57,14 +61,14 @@ const CONFIRMED: IstState = {
   name: 'confirmed',
   enter (tx) { tx.i.start(tx.times.i) },
   ack: () => true,
-  timerI (tx) { tx.terminate(statusClass(tx.final?.status ?? 600)) }
+  timerI (tx) { tx.terminate(statusClass(tx.finalStatus ?? 600)) }
 }
 
 // RFC 6026 §7.1: INVITE retransmissions are absorbed; the TU retransmits its 2xx through respond(); the ACK
 // for a 2xx is the TU's business.
 const ACCEPTED: IstState = {
   name: 'accepted',
-  enter (tx) { tx.l.start(tx.times.l) },
+  enter (tx) { tx.compact(); tx.l.start(tx.times.l) },
   respond (tx, res) { if (res.status >= 200 && res.status < 300) tx.transmit(res) },
   ack: () => false,
   timerL (tx) { tx.terminate('2xx') }
@@ -92,10 +96,18 @@ export class InviteServerTransaction extends ServerMachine<IstState> {
   receiveAck (): boolean { return this.current.ack?.(this) ?? false }
 
   /** The To tag of the final response sent, which an RFC 2543 ACK must carry to match. */
-  get finalToTag (): string | null | undefined { return this.final?.to.params.tag }
+  get finalToTag (): string | null | undefined { return this.finalTag }
+
+  /** the To tag of the final response, kept across compact() */
+  finalTag: string | null | undefined
+
+  override compact (): void {
+    super.compact()
+    if (this.finalWire !== undefined) this.provisional = undefined
+  }
 
   noAck (): void {
-    this.host.logger?.debug({ tx: this.id, status: this.final?.status }, 'no ACK for the final response (Timer H)')
+    this.host.logger?.debug({ tx: this.id, status: this.finalStatus }, 'no ACK for the final response (Timer H)')
     this.terminate('timeout')
   }
 
