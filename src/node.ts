@@ -11,9 +11,12 @@ import { createRequest, newBranch, newCallId, newTag, parseUri, type SipRequest 
 import { Users, Authenticator } from './users/index.js'
 import { Location, Registrar, Keepalive, type Binding } from './registrar/index.js'
 import { Router, B2bua, CallRecords, type CallRecord } from './routing/index.js'
+import { MediaRelay } from './media/index.js'
 import type { LocalEnd } from './sip/dialog/index.js'
 import type { TransportName } from './sip/message/index.js'
 import { WebServer } from './web/index.js'
+import { P2p, ed25519Keys } from './p2p/index.js'
+import { Directory, RecordValidator, type NamePin } from './directory/index.js'
 import { FILES, defaultNodeName, ensureDataDir, loadIdentity, loadToken, removeDaemonInfo, writeDaemonInfo, type Identity } from './datadir.js'
 import { VERSION } from './version.js'
 
@@ -35,6 +38,8 @@ export interface NodeInfo {
   web?: string
   uptimeSeconds: number
   registrations: number
+  /** libp2p addresses (each ending in /p2p/<peer id>) when p2p runs */
+  p2p?: string[]
 }
 
 /**
@@ -50,7 +55,10 @@ export class M1Node {
   stack!: SipStack
   calls!: B2bua
   records!: CallRecords
+  media?: MediaRelay
   web?: WebServer
+  p2p?: P2p
+  directory?: Directory
   private identity!: Identity
   private name!: string
   private domain!: string
@@ -151,9 +159,19 @@ export class M1Node {
       return { transport, host: advertised, port: a?.port ?? 5060 }
     }
     const records = this.records = new CallRecords({ table: this.store.table<CallRecord>('time_cdr') })
+    const media = config.media.anchor === 'never'
+      ? undefined
+      : this.media = new MediaRelay({ allows: (address) => stack.transports.allows(address), logger: forComponent(logger, 'media'), metrics }, {
+        host: config.media.host,
+        advertisedAddress: advertisedAddress(config.media.advertisedAddress, config.media.host === '0.0.0.0' ? sip.host : config.media.host),
+        portMin: config.media.portMin,
+        portMax: config.media.portMax,
+        timeoutSeconds: config.media.timeout
+      })
     const calls = this.calls = new B2bua({
       stack,
       records,
+      ...(media != null ? { media } : {}),
       localEnd,
       logger: forComponent(logger, 'routing:b2bua'),
       metrics
@@ -187,13 +205,20 @@ export class M1Node {
       maxFailures: config.registrar.keepaliveFailures
     })
 
-    // calls stop before the stack so that their BYEs and CANCELs still leave
+    // the libp2p node and the directory start after the store and before the SIP stack, and stop after it
+    if (config.p2p.enabled) this.buildDirectory(users)
+
+    media?.addEventListener('media:timeout', (evt) => { calls.mediaTimeout((evt as CustomEvent<{ callId: string }>).detail.callId) })
+    // calls stop before the stack so that their BYEs and CANCELs still leave; media after the calls it carries
+    if (media != null) this.started.push(media)
     this.started.push(location, stack, calls, keepalive)
     if (config.web.enabled) {
       this.web = new WebServer({
         users,
         location,
         records,
+        ...(this.directory != null ? { directory: this.directory } : {}),
+        ...(this.p2p != null ? { peers: async () => await this.p2p!.peers() } : {}),
         metrics,
         status: () => ({ ...this.info() }),
         ready: () => this.ready,
@@ -201,6 +226,45 @@ export class M1Node {
       }, { host: config.web.host, port: config.web.port, token })
       this.started.push(this.web)
     }
+  }
+
+  /** The libp2p node (own datastore under <data>/p2p) and the directory; login records follow user changes. */
+  private buildDirectory (users: Users): void {
+    const { config, logger, metrics } = this
+    let p2p: P2p | undefined
+    const validator = new RecordValidator({ localRecord: async (key) => await p2p?.localRecord(key), metrics, logger: forComponent(logger, 'directory:records') })
+    p2p = this.p2p = new P2p({ privateKey: this.identity.privateKey, records: validator, logger: forComponent(logger, 'p2p'), metrics }, {
+      listen: [...config.p2p.listen],
+      announce: [...config.p2p.announce],
+      bootstrap: [...config.p2p.bootstrap],
+      allowPrivateAddresses: config.p2p.allowPrivateAddresses,
+      datastorePath: join(this.dataDir, 'p2p')
+    })
+    const directory = this.directory = new Directory({
+      p2p,
+      keys: ed25519Keys(this.identity.privateKey),
+      pins: this.store.table<NamePin>('name_pin'),
+      localUsers: async () => (await users.list()).map(u => ({ login: u.login, ...(u.displayName != null ? { displayName: u.displayName } : {}), listed: u.listed === true })),
+      logger: forComponent(logger, 'directory'),
+      metrics
+    }, {
+      nodeName: this.name,
+      domains: [...new Set([this.domain, ...config.sip.aliases.map(a => a.toLowerCase())])].filter(d => d !== ''),
+      version: `m1node/${VERSION}`,
+      recordTtl: config.directory.recordTtl,
+      republishInterval: config.directory.republishInterval,
+      cacheTtl: config.directory.cacheTtl,
+      negativeCacheTtl: config.directory.negativeCacheTtl,
+      publishLogins: config.directory.publishLogins
+    })
+    const changed = (evt: Event): void => {
+      const u = (evt as CustomEvent<{ user: { login: string, displayName?: string, listed?: boolean } }>).detail.user
+      directory.userChanged({ login: u.login, ...(u.displayName != null ? { displayName: u.displayName } : {}), listed: u.listed === true })
+    }
+    users.addEventListener('user:added', changed)
+    users.addEventListener('user:changed', changed)
+    users.addEventListener('user:removed', (evt) => { directory.userRemoved((evt as CustomEvent<{ login: string }>).detail.login) })
+    this.started.push(p2p, directory)
   }
 
   /** Names and addresses that mean "this node" in a Request-URI or To. */
@@ -247,7 +311,8 @@ export class M1Node {
       sip: this.stack?.addresses() ?? [],
       ...(this.web != null ? { web: this.web.url } : {}),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
-      registrations: this.location?.size ?? 0
+      registrations: this.location?.size ?? 0,
+      ...(this.p2p?.started === true ? { p2p: this.p2p.addresses() } : {})
     }
   }
 }

@@ -12,7 +12,7 @@ export interface PublicUser { login: string, displayName?: string, realm: string
 export interface Admin {
   readonly live: boolean
   status(): Promise<Record<string, unknown> | undefined>
-  addUser(login: string, password: string, displayName?: string): Promise<PublicUser>
+  addUser(login: string, password: string, displayName?: string, listed?: boolean): Promise<PublicUser>
   setPassword(login: string, password: string): Promise<void>
   removeUser(login: string): Promise<void>
   listUsers(): Promise<PublicUser[]>
@@ -79,8 +79,8 @@ class ApiAdmin implements Admin {
   }
 
   async status (): Promise<Record<string, unknown>> { return await this.call('GET', '/status') }
-  async addUser (login: string, password: string, displayName?: string): Promise<PublicUser> {
-    return await this.call('POST', '/users', { login, password, ...(displayName != null ? { displayName } : {}) })
+  async addUser (login: string, password: string, displayName?: string, listed?: boolean): Promise<PublicUser> {
+    return await this.call('POST', '/users', { login, password, ...(displayName != null ? { displayName } : {}), ...(listed === true ? { listed: true } : {}) })
   }
 
   async setPassword (login: string, password: string): Promise<void> { await this.call('PUT', `/users/${encodeURIComponent(login)}/password`, { password }) }
@@ -112,8 +112,8 @@ class StoreAdmin implements Admin {
   readonly live = false
   constructor (private readonly store: Store, private readonly users: Users) {}
   async status (): Promise<undefined> { return undefined }
-  async addUser (login: string, password: string, displayName?: string): Promise<PublicUser> {
-    const u = await this.users.add({ login, password, ...(displayName != null ? { displayName } : {}) })
+  async addUser (login: string, password: string, displayName?: string, listed?: boolean): Promise<PublicUser> {
+    const u = await this.users.add({ login, password, ...(displayName != null ? { displayName } : {}), ...(listed === true ? { listed: true } : {}) })
     return { login: u.login, realm: u.realm, sha256: u.ha1Sha256 != null, createdAt: u.createdAt, ...(u.displayName != null ? { displayName: u.displayName } : {}) }
   }
 

@@ -7,7 +7,7 @@ import { loadConfig, expandPath, exampleToml, envName, type M1Config } from '../
 import { ConfigError, InvalidInputError } from '../core/index.js'
 import { M1Node } from '../node.js'
 import { VERSION } from '../version.js'
-import { FILES, defaultNodeName, ensureDataDir, loadIdentity, loadToken } from '../datadir.js'
+import { FILES, defaultNodeName, ensureDataDir, loadIdentity, loadToken, readDaemonInfo, readTokenIfAny } from '../datadir.js'
 import { normalizeLogin } from '../users/index.js'
 import { openAdmin, type Admin } from './control-client.js'
 import { CliError, EXIT, fail } from './exit.js'
@@ -42,6 +42,26 @@ async function withAdmin<T> (opts: Common, fn: (admin: Admin) => Promise<T>): Pr
   const { config, dataDir } = await resolve(opts)
   const admin = await openAdmin(dataDir, config)
   try { return await fn(admin) } finally { await admin.close() }
+}
+
+/** A GET on the running daemon's control API (resolve, search and peers need the daemon's libp2p node). */
+async function daemonCall (opts: Common, path: string): Promise<any> {
+  const { dataDir } = await resolve(opts)
+  const daemon = await readDaemonInfo(dataDir)
+  const token = await readTokenIfAny(dataDir)
+  if (daemon == null || token == null) throw new CliError('the daemon is not running (start it with m1node start)', EXIT.notRunning)
+  let res: Response
+  try {
+    res = await fetch(`${daemon.url}/api${path}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) })
+  } catch {
+    throw new CliError('the daemon is not running (start it with m1node start)', EXIT.notRunning)
+  }
+  const text = await res.text()
+  let data: any
+  try { data = text !== '' ? JSON.parse(text) : {} } catch { data = { error: text } }
+  if (res.ok) return data
+  const message = String(data?.error ?? `HTTP ${res.status}`)
+  throw new CliError(message, res.status === 400 ? EXIT.usage : EXIT.failure)
 }
 
 function checkLogin (login: string): string {
@@ -79,8 +99,10 @@ export function buildProgram (): Command {
 
   common(program.command('start'))
     .description('run the node in the foreground (SIGINT/SIGTERM stop it)')
-    .action(async (opts: Common) => {
-      const { config, dataDir } = await resolve(opts)
+    .option('-b, --bootstrap <multiaddr>', 'peer to join the network through, /ip4/.../tcp/.../p2p/<peer id> (repeatable; adds to p2p.bootstrap)', (v: string, prev: string[] = []) => [...prev, v])
+    .action(async (opts: Common & { bootstrap?: string[] }) => {
+      let { config, dataDir } = await resolve(opts)
+      if (opts.bootstrap != null && opts.bootstrap.length > 0) ({ config, dataDir } = await resolve(opts, { 'p2p.bootstrap': [...config.p2p.bootstrap, ...opts.bootstrap] }))
       const node = new M1Node(config, dataDir)
       let stopping = false
       const stop = (signal: string): void => {
@@ -126,11 +148,13 @@ export function buildProgram (): Command {
     .description('create a user; asks for the password when --password is left out')
     .option('-p, --password <password>', 'password (avoid on shared machines: it lands in shell history)')
     .option('-n, --name <display name>', 'display name')
-    .action(async (login: string, opts: Common & { password?: string, name?: string }) => {
+    .option('--display <display name>', 'display name (same as --name)')
+    .option('--listed', 'let directory search find this login (by its words and its display name)')
+    .action(async (login: string, opts: Common & { password?: string, name?: string, display?: string, listed?: boolean }) => {
       const normalized = checkLogin(login)
       const password = opts.password ?? await readPassword(`password for ${normalized}: `, true)
       await withAdmin(opts, async (admin) => {
-        const u = await admin.addUser(normalized, password, opts.name)
+        const u = await admin.addUser(normalized, password, opts.display ?? opts.name, opts.listed === true)
         process.stdout.write(`added ${u.login}${admin.live ? '' : ' (daemon not running: written to the store)'}\n`)
       })
     })
@@ -193,6 +217,44 @@ export function buildProgram (): Command {
               c.media != null ? `${c.media.packets.a2b}/${c.media.packets.b2a} pkts` : ''].join('  ').trimEnd())
         if (lines.length > 0) process.stdout.write(lines.join('\n') + '\n')
       })
+    })
+
+  common(program.command('resolve <name>'))
+    .description('find where a login or node lives: alice@acme, coca-cola (a login) or acme (a node), through the directory')
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, opts: Common & { json?: boolean }) => {
+      const r = await daemonCall(opts, `/resolve?name=${encodeURIComponent(name)}`)
+      if (opts.json === true) { process.stdout.write(JSON.stringify(r) + '\n'); return }
+      const out: string[] = []
+      if (r.login != null) out.push(`login    ${String(r.login.name)}@${String(r.login.node)}${r.login.displayName !== '' ? ` (${String(r.login.displayName)})` : ''}${r.login.listed === true ? ', listed' : ''}`)
+      if (r.node != null) {
+        out.push(`node     ${String(r.node.name)}  domains ${(r.node.domains as string[]).join(', ')}  ${String(r.node.version)}`)
+        out.push(`peer id  ${String(r.node.peerId)}`)
+        for (const a of r.node.addrs as string[]) out.push(`  ${a}`)
+      } else if (r.login != null) {
+        out.push(`peer id  ${String(r.login.peerId)} (node record not found)`)
+      }
+      process.stdout.write(out.join('\n') + '\n')
+    })
+  common(program.command('search <words...>'))
+    .description('search the directory for listed logins by words of their login and display name (3 letters at least)')
+    .option('--json', 'machine-readable output')
+    .action(async (words: string[], opts: Common & { json?: boolean }) => {
+      const r = await daemonCall(opts, `/search?q=${encodeURIComponent(words.join(' '))}`)
+      if (opts.json === true) { process.stdout.write(JSON.stringify(r) + '\n'); return }
+      const results = r.results as Array<{ login: string, node: string, displayName: string }>
+      if (results.length === 0) { process.stdout.write('no match\n'); return }
+      process.stdout.write(results.map(x => `${x.login}@${x.node}${x.displayName !== '' ? `\t${x.displayName}` : ''}`).join('\n') + '\n')
+    })
+  common(program.command('peers'))
+    .description('list the libp2p peers the daemon is connected to')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: Common & { json?: boolean }) => {
+      const r = await daemonCall(opts, '/peers')
+      if (opts.json === true) { process.stdout.write(JSON.stringify(r) + '\n'); return }
+      const peers = r.peers as Array<{ peerId: string, addrs: string[], direction: string }>
+      if (peers.length === 0) { process.stdout.write('no peers\n'); return }
+      process.stdout.write(peers.map(p => `${p.peerId}\t${p.direction}\t${p.addrs.join(' ')}`).join('\n') + '\n')
     })
 
   program.addOption(new Option('--no-color').hideHelp())

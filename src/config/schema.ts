@@ -74,6 +74,20 @@ export const SCHEMA = {
     port_max: { type: 'integer', default: 30000, min: 1025, max: 65535, doc: 'Highest UDP port of the relay.' },
     timeout: seconds('Seconds without media in either direction before an answered call is torn down.', 60, 5, 86_400)
   },
+  p2p: {
+    enabled: { type: 'boolean', default: true, doc: 'Join the m1 network: run the libp2p node (private Kademlia DHT) and the directory.' },
+    listen: { type: 'string[]', default: ['/ip4/0.0.0.0/tcp/4001'], doc: 'libp2p TCP multiaddrs to listen on (port 0: any free port).', check: (v: string[]) => v.every(a => a.startsWith('/')) ? undefined : 'every entry must be a multiaddr like /ip4/0.0.0.0/tcp/4001' },
+    announce: { type: 'string[]', default: [], doc: 'Multiaddrs announced instead of the listening ones (a public address behind a port forward).', check: (v: string[]) => v.every(a => a.startsWith('/')) ? undefined : 'every entry must be a multiaddr' },
+    bootstrap: { type: 'string[]', default: [], doc: 'Peers dialled at start, as multiaddrs ending in /p2p/<peer id>. The first node of a network runs with none. `m1node start --bootstrap` adds more.', check: (v: string[]) => v.every(a => a.startsWith('/') && a.includes('/p2p/')) ? undefined : 'every entry must be a multiaddr ending in /p2p/<peer id>' },
+    allow_private_addresses: { type: 'boolean', default: false, doc: 'Keep loopback and private addresses in DHT peer records and dial them (LAN and test networks only).' }
+  },
+  directory: {
+    record_ttl: seconds('Seconds a published node or login record stays valid; an owner that stops republishing loses its names after this.', 86_400, 600, 7 * 86_400),
+    republish_interval: seconds('Seconds between republications of this node\'s records (well below record_ttl).', 14_400, 60, 7 * 86_400),
+    cache_ttl: seconds('Seconds a resolved name is answered from memory.', 60, 0, 86_400),
+    negative_cache_ttl: seconds('Seconds a name that was not found is answered "not found" from memory.', 10, 0, 3600),
+    publish_logins: { type: 'boolean', default: true, doc: 'Publish a login record for every local user (first come, first served across the network).' }
+  },
   store: {
     sync: { type: 'boolean', default: false, doc: 'fsync each write that a SIP reply acknowledges. Off, writes still survive a killed daemon, not a power cut.' }
   },
@@ -194,6 +208,7 @@ export function validate (raw: Record<string, unknown>): M1Config {
   const cfg = out as unknown as M1Config
   if (cfg.registrar.minExpires > cfg.registrar.maxExpires) throw new ConfigError('registrar.min_expires', 'must not exceed registrar.max_expires')
   if (cfg.sip.t1 > cfg.sip.t2) throw new ConfigError('sip.t1', 'must not exceed sip.t2')
+  if (cfg.directory.republishInterval * 2 > cfg.directory.recordTtl) throw new ConfigError('directory.republish_interval', 'must be at most half of directory.record_ttl')
   if (cfg.media.portMin + 2 > cfg.media.portMax) throw new ConfigError('media.port_min', 'must be at least 2 below media.port_max')
   return deepFreeze(cfg)
 }

@@ -1,7 +1,7 @@
 // users: accounts (login, display name, digest HA1s) and the login rule. May import core, store (types), sip/auth.
 // Public API: Users, UserRecord, Credentials, normalizeLogin, tryNormalizeLogin, named errors.
 export { Authenticator, type AuthenticatorInit, type AuthenticatorComponents } from './authenticator.js'
-export { Users, type UserRecord, type Credentials, type NewUser, type UsersInit, type UsersComponents, type ImportResult } from './users.js'
+export { Users, type UserRecord, type Credentials, type NewUser, type UsersInit, type UsersComponents, type ImportResult, type UsersEvents } from './users.js'
 export { normalizeLogin, tryNormalizeLogin } from './login.js'
 export { parseCsv } from './csv.js'
 export * from './errors.js'

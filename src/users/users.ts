@@ -13,8 +13,17 @@ export interface UserRecord {
   ha1Md5: string
   /** absent when the user was imported from an MD5 HA1 only */
   ha1Sha256?: string
+  /** found by directory search (its login record says `listed`) */
+  listed?: boolean
   createdAt: number
   updatedAt: number
+}
+
+/** Events of {@link Users}: the directory republishes login records on them (node.ts wires it). */
+export interface UsersEvents {
+  'user:added': CustomEvent<{ user: UserRecord }>
+  'user:changed': CustomEvent<{ user: UserRecord }>
+  'user:removed': CustomEvent<{ login: string }>
 }
 
 /** What the registrar needs to check a digest response. */
@@ -37,6 +46,8 @@ export interface NewUser {
   ha1Sha256?: string
   realm?: string
   displayName?: string
+  /** found by directory search */
+  listed?: boolean
 }
 
 export interface ImportResult { added: number, updated: number }
@@ -45,12 +56,17 @@ const HEX32 = /^[0-9a-f]{32}$/
 const HEX64 = /^[0-9a-f]{64}$/
 
 /** Accounts (Kamailio auth_db + subscriber): add, change password, list, remove, bulk import; cached reads. */
-export class Users {
+export class Users extends EventTarget {
   private readonly table: Table<UserRecord>
   private readonly cache = new Map<string, UserRecord | null>()
 
   constructor (components: UsersComponents, private readonly init: UsersInit) {
+    super()
     this.table = components.store.table<UserRecord>('login_user')
+  }
+
+  private emit<K extends keyof UsersEvents> (type: K, detail: UsersEvents[K]['detail']): void {
+    this.dispatchEvent(new CustomEvent(type, { detail }))
   }
 
   get realm (): string { return this.init.realm }
@@ -83,6 +99,7 @@ export class Users {
       realm,
       ha1Md5,
       ...(ha1Sha256 != null ? { ha1Sha256 } : {}),
+      ...((u.listed ?? existing?.listed) === true ? { listed: true } : {}),
       createdAt: existing?.createdAt ?? now,
       updatedAt: now
     }
@@ -111,6 +128,28 @@ export class Users {
     if (await this.get(rec.login) != null) throw new UserExistsError(rec.login)
     await this.table.put(rec.login, rec, { sync: true })
     this.cache.set(rec.login, rec)
+    this.emit('user:added', { user: rec })
+    return rec
+  }
+
+  /** Changes the display name and/or the directory listing of a user. */
+  async update (login: string, change: { displayName?: string, listed?: boolean }): Promise<UserRecord> {
+    const existing = await this.get(login)
+    if (existing == null) throw new UnknownUserError(login)
+    const displayName = change.displayName?.trim()
+    if (displayName != null && (displayName.length > 128 || /[\r\n\0]/.test(displayName))) {
+      throw new InvalidInputError('display_name', 'must be at most 128 characters on one line')
+    }
+    const { listed: _listed, displayName: _display, ...rest } = existing
+    const rec: UserRecord = {
+      ...rest,
+      ...((displayName ?? existing.displayName) != null && (displayName ?? existing.displayName) !== '' ? { displayName: displayName ?? existing.displayName } : {}),
+      ...((change.listed ?? existing.listed) === true ? { listed: true } : {}),
+      updatedAt: Date.now()
+    }
+    await this.table.put(rec.login, rec, { sync: true })
+    this.cache.set(rec.login, rec)
+    this.emit('user:changed', { user: rec })
     return rec
   }
 
@@ -128,6 +167,7 @@ export class Users {
     if (existing == null) throw new UnknownUserError(login)
     await this.table.del(existing.login, { sync: true })
     this.cache.set(existing.login, null)
+    this.emit('user:removed', { login: existing.login })
   }
 
   async list (opts: { after?: string, limit?: number } = {}): Promise<UserRecord[]> {
@@ -185,7 +225,10 @@ export class Users {
     for (let i = 0; i < records.length; i += 1000) {
       const chunk = records.slice(i, i + 1000)
       await this.table.batch(chunk.map(({ rec }) => ({ type: 'put' as const, key: rec.login, value: rec })), { sync: true })
-      for (const { rec } of chunk) this.cache.set(rec.login, rec)
+      for (const { rec, exists } of chunk) {
+        this.cache.set(rec.login, rec)
+        this.emit(exists ? 'user:changed' : 'user:added', { user: rec })
+      }
     }
     const updated = records.filter(r => r.exists).length
     return { added: records.length - updated, updated }

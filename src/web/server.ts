@@ -8,11 +8,18 @@ import type { Users, UserRecord } from '../users/index.js'
 import { ImportError, UnknownUserError, UserExistsError } from '../users/index.js'
 import type { Binding } from '../registrar/index.js'
 import type { CallRecord } from '../routing/index.js'
+import type { Directory } from '../directory/index.js'
+import { BadQueryError, NameKeyChangedError, NameNotFoundError } from '../directory/index.js'
+import type { PeerInfo } from '../p2p/index.js'
 
 export interface WebComponents {
   users: Pick<Users, 'add' | 'setPassword' | 'remove' | 'list' | 'importCsv' | 'get'>
   location: { lookup: (aor: string) => Binding[] }
   records: { list: (opts: { since?: number, limit?: number }) => Promise<CallRecord[]> }
+  /** the directory, when p2p runs: /api/resolve, /api/search */
+  directory?: Pick<Directory, 'resolve' | 'find'>
+  /** connected libp2p peers, when p2p runs: /api/peers */
+  peers?: () => Promise<PeerInfo[]>
   metrics?: Metrics
   /** node status for /api/status and /health */
   status: () => Record<string, unknown>
@@ -99,9 +106,19 @@ export class WebServer {
       if (err instanceof InvalidInputError) return send(res, 400, { error: err.message })
       if (err instanceof UserExistsError) return send(res, 409, { error: err.message })
       if (err instanceof UnknownUserError) return send(res, 404, { error: err.message })
+      if (err instanceof NameNotFoundError) return send(res, 404, { error: err.message })
+      if (err instanceof BadQueryError) return send(res, 400, { error: err.message })
+      if (err instanceof NameKeyChangedError) return send(res, 409, { error: err.message })
       this.components.logger?.error({ err }, 'control API request failed')
       send(res, 500, { error: 'internal error' })
     }
+  }
+
+  /** The directory or peer list; 503 when the node runs without p2p. */
+  private p2pPart<K extends 'directory' | 'peers'> (part: K): NonNullable<WebComponents[K]> {
+    const v = this.components[part]
+    if (v == null) throw new HttpError(503, 'p2p is disabled on this node ([p2p] enabled = false)')
+    return v as NonNullable<WebComponents[K]>
   }
 
   private authorized (req: IncomingMessage): boolean {
@@ -135,7 +152,7 @@ export class WebServer {
       }
       case 'POST /users': {
         const body = await readJson(req)
-        const u = await users.add({ login: str(body.login, 'login'), ...(body.password != null ? { password: str(body.password, 'password') } : {}), ...(body.displayName != null ? { displayName: str(body.displayName, 'displayName') } : {}) })
+        const u = await users.add({ login: str(body.login, 'login'), ...(body.password != null ? { password: str(body.password, 'password') } : {}), ...(body.displayName != null ? { displayName: str(body.displayName, 'displayName') } : {}), ...(body.listed === true ? { listed: true } : {}) })
         return send(res, 201, publicUser(u, 0))
       }
       case 'GET /users/:login': {
@@ -158,6 +175,17 @@ export class WebServer {
         const result = await users.importCsv(text, { update: url.searchParams.get('update') === '1' })
         return send(res, 200, result)
       }
+      case 'GET /resolve': {
+        const name = url.searchParams.get('name') ?? ''
+        if (name === '') throw new InvalidInputError('name', 'missing')
+        return send(res, 200, await this.p2pPart('directory').resolve(name, { signal: AbortSignal.timeout(15_000) }))
+      }
+      case 'GET /search': {
+        const q = url.searchParams.get('q') ?? ''
+        return send(res, 200, { results: await this.p2pPart('directory').find(q, { signal: AbortSignal.timeout(15_000) }) })
+      }
+      case 'GET /peers':
+        return send(res, 200, { peers: await this.p2pPart('peers')() })
       default:
         throw new HttpError(404, `no route ${route}`)
     }
@@ -165,7 +193,7 @@ export class WebServer {
 }
 
 function publicUser (u: UserRecord, registrations: number): Record<string, unknown> {
-  return { login: u.login, displayName: u.displayName, realm: u.realm, sha256: u.ha1Sha256 != null, createdAt: u.createdAt, updatedAt: u.updatedAt, registrations }
+  return { login: u.login, displayName: u.displayName, realm: u.realm, sha256: u.ha1Sha256 != null, listed: u.listed === true, createdAt: u.createdAt, updatedAt: u.updatedAt, registrations }
 }
 
 function publicBinding (b: Binding): Record<string, unknown> {

@@ -31,6 +31,8 @@ export async function startDaemon (dataDir: string, env: Record<string, string> 
       M1NODE_SIP_TCP_PORT: '0',
       M1NODE_SIP_WS_PORT: '0',
       M1NODE_WEB_PORT: '0',
+      M1NODE_P2P_LISTEN: '/ip4/127.0.0.1/tcp/0',
+      M1NODE_P2P_ALLOW_PRIVATE_ADDRESSES: 'true',
       M1NODE_SIP_EGRESS_ALLOW: '127.0.0.0/8',
       M1NODE_LOG_LEVEL: 'warn',
       ...env

@@ -28,6 +28,7 @@ export async function startNode (opts: { name?: string, dataDir?: string, config
     node: { name, ...cfg.node },
     sip: { host: '127.0.0.1', domain: name, udp_port: 0, tcp_port: 0, ws_port: 0, egress_allow: ['127.0.0.0/8'], ...cfg.sip },
     web: { port: 0, ...cfg.web },
+    p2p: { listen: ['/ip4/127.0.0.1/tcp/0'], allow_private_addresses: true, ...cfg.p2p },
     log: { level: 'silent', ...cfg.log }
   })
   const logger = createLogger({ level: (process.env.M1NODE_TEST_LOG ?? 'silent') as 'silent', name })

@@ -165,3 +165,96 @@ describe('calls between local users (B2BUA)', () => {
   })
   void createSocket
 })
+
+describe('calls with media anchored at the node', () => {
+  let n: TestNode
+  const phones: Phone[] = []
+  const sockets: Array<import('node:dgram').Socket> = []
+
+  beforeEach(async () => {
+    n = await startNode({ config: { media: { anchor: 'always', host: '127.0.0.1', port_min: 41000, port_max: 41999 } } })
+    for (const u of ['alice', 'bob']) await n.node.users.add({ login: u, password: `pw-${u}` })
+  })
+  afterEach(async () => {
+    for (const p of phones.splice(0)) p.close()
+    for (const s of sockets.splice(0)) s.close()
+    await n.stop()
+  })
+
+  async function rtpSocket (): Promise<{ sock: import('node:dgram').Socket, port: number, got: Buffer[] }> {
+    const sock = createSocket('udp4')
+    const got: Buffer[] = []
+    sock.on('message', (m) => { got.push(m) })
+    await new Promise<void>(resolve => sock.bind(0, '127.0.0.1', resolve))
+    sockets.push(sock)
+    return { sock, port: sock.address().port, got }
+  }
+
+  const portOf = (sdp: string): number => Number(/m=audio (\d+)/.exec(sdp)?.[1])
+  const rtp = (seq: number): Buffer => { const b = Buffer.alloc(172); b[0] = 0x80; b.writeUInt16BE(seq, 2); return b }
+
+  it('rewrites SDP to the relay and carries RTP both ways; the call record counts it', async () => {
+    const aMedia = await rtpSocket()
+    const bMedia = await rtpSocket()
+    const alice = new Phone('alice', 'pw-alice', { port: n.udp, domain: 'test-node' })
+    const bob = new Phone('bob', 'pw-bob', { port: n.udp, domain: 'test-node' })
+    phones.push(alice, bob)
+    await alice.open()
+    await bob.open()
+    bob.behaviour = { kind: 'answer', sdp: sdpFor(bMedia.port) }
+    await bob.register()
+    const call = alice.call('bob', { sdp: sdpFor(aMedia.port) })
+    const ok = await call.final
+    expect(ok.status).toBe(200)
+    const inv = await bob.waitRequest('INVITE')
+    const toBob = portOf(inv.body.toString())
+    const toAlice = portOf(ok.body.toString())
+    // each phone sends to the relay, never straight to the other
+    expect(toBob).toBeGreaterThanOrEqual(41000)
+    expect(toAlice).toBeGreaterThanOrEqual(41000)
+    expect(toBob).not.toBe(aMedia.port)
+    for (let i = 0; i < 20; i++) {
+      aMedia.sock.send(rtp(i), toAlice, '127.0.0.1')
+      bMedia.sock.send(rtp(1000 + i), toBob, '127.0.0.1')
+      await sleep(5)
+    }
+    await sleep(100)
+    expect(bMedia.got.length).toBeGreaterThanOrEqual(19)
+    expect(aMedia.got.length).toBeGreaterThanOrEqual(19)
+    expect(bMedia.got[0]!.readUInt16BE(2)).toBeLessThan(20)
+    expect((await call.bye()).status).toBe(200)
+    await sleep(50)
+    const [rec] = await n.node.records.list()
+    expect(rec!.media!.packets.a2b).toBeGreaterThanOrEqual(19)
+    expect(rec!.media!.packets.b2a).toBeGreaterThanOrEqual(19)
+  })
+
+  it('answers an offer it cannot relay with 488, and the call leaves no state behind', async () => {
+    const alice = new Phone('alice', 'pw-alice', { port: n.udp, domain: 'test-node' })
+    const bob = new Phone('bob', 'pw-bob', { port: n.udp, domain: 'test-node' })
+    phones.push(alice, bob)
+    await alice.open()
+    await bob.open()
+    await bob.register()
+    expect((await alice.call('bob', { sdp: 'this is no SDP\r\n' }).final).status).toBe(488)
+    expect(n.node.calls.size).toBe(0)
+    expect(bob.received.some(m => m.kind === 'request' && m.method === 'INVITE')).toBe(false)
+  })
+
+  it('ends a call whose media stops', async () => {
+    await n.stop()
+    n = await startNode({ config: { media: { anchor: 'always', host: '127.0.0.1', port_min: 42000, port_max: 42999, timeout: 5 } } })
+    for (const u of ['alice', 'bob']) await n.node.users.add({ login: u, password: `pw-${u}` })
+    const alice = new Phone('alice', 'pw-alice', { port: n.udp, domain: 'test-node' })
+    const bob = new Phone('bob', 'pw-bob', { port: n.udp, domain: 'test-node' })
+    phones.push(alice, bob)
+    await alice.open()
+    await bob.open()
+    await bob.register()
+    expect((await alice.call('bob').final).status).toBe(200)
+    await alice.waitRequest('BYE', 9000)
+    await bob.waitRequest('BYE', 2000)
+    await sleep(50)
+    expect((await n.node.records.list())[0]).toMatchObject({ reason: 'media-timeout' })
+  }, 15_000)
+})
