@@ -10,7 +10,7 @@ import { SipStack } from './sip/stack.js'
 import { createRequest, newBranch, newCallId, newTag, parseUri, type SipRequest } from './sip/message/index.js'
 import { Users, Authenticator } from './users/index.js'
 import { Location, Registrar, Keepalive, type Binding } from './registrar/index.js'
-import { Router, B2bua, CallRecords, type CallRecord } from './routing/index.js'
+import { Router, B2bua, CallRecords, RemoteTargets, P2pSipTransport, type CallRecord } from './routing/index.js'
 import { MediaRelay } from './media/index.js'
 import type { LocalEnd } from './sip/dialog/index.js'
 import type { TransportName } from './sip/message/index.js'
@@ -155,6 +155,8 @@ export class M1Node {
     })
     const advertised = advertisedAddress(sip.advertisedAddress, sip.host)
     const localEnd = (transport: TransportName): LocalEnd => {
+      // SIP over libp2p: Via and Contact name the node; answers and in-dialog requests follow the stream, not them
+      if (transport === 'P2P') return { transport, host: this.name, port: 5060 }
       const a = stack.addresses().find(x => x.transport === transport) ?? stack.addresses()[0]
       return { transport, host: advertised, port: a?.port ?? 5060 }
     }
@@ -185,6 +187,17 @@ export class M1Node {
       t2: sip.t2,
       userAgent: `m1node/${VERSION}`
     })
+    // the libp2p node and the directory start after the store and before the SIP stack, and stop after it
+    if (config.p2p.enabled) this.buildDirectory(users)
+    const p2p = this.p2p
+    const directory = this.directory
+    if (p2p != null) {
+      // SIP between nodes: a transport of the stack, built here because it rides on libp2p (sip/ and p2p/ never meet)
+      stack.transports.add(hooks => new P2pSipTransport({ p2p, hooks, logger: forComponent(logger, 'routing:p2p-sip') }))
+    }
+    const remote = directory != null
+      ? new RemoteTargets({ directory, selfPeerId: () => this.identity.peerId, logger: forComponent(logger, 'routing:targets') })
+      : undefined
     const router = new Router({
       registrar,
       authenticate: async (req, source) => await authenticator.authenticate(req, source, { proxy: true }),
@@ -193,8 +206,9 @@ export class M1Node {
       calls,
       isLocalDomain,
       matchInviteForCancel: (cancel) => stack.transactions.matchInviteForCancel(cancel),
+      ...(remote != null ? { remote } : {}),
       logger: forComponent(logger, 'routing')
-    }, { server: `m1node/${VERSION}`, domain: this.domain, allowAnonymous: config.routing.allowAnonymous })
+    }, { server: `m1node/${VERSION}`, domain: this.domain, nodeName: this.name, allowAnonymous: config.routing.allowAnonymous })
     stack.setUser(router)
     stack.transports.addEventListener('flow:closed', (evt) => {
       // a WebSocket client can never be reached again once its connection is gone (RFC 7118 §5)
@@ -204,9 +218,6 @@ export class M1Node {
       intervalSeconds: config.registrar.keepaliveInterval,
       maxFailures: config.registrar.keepaliveFailures
     })
-
-    // the libp2p node and the directory start after the store and before the SIP stack, and stop after it
-    if (config.p2p.enabled) this.buildDirectory(users)
 
     media?.addEventListener('media:timeout', (evt) => { calls.mediaTimeout((evt as CustomEvent<{ callId: string }>).detail.callId) })
     // calls stop before the stack so that their BYEs and CANCELs still leave; media after the calls it carries

@@ -16,7 +16,7 @@ import { toString as u8ToString } from 'uint8arrays/to-string'
 import type { Logger, Metrics, MetricCounter } from '../core/index.js'
 import { P2pError } from './errors.js'
 import { libp2pLogger } from './log.js'
-import { handleRequests, request, type HandleOptions, type RequestHandler, type RequestOptions } from './peers.js'
+import { dial, handleRequests, request, type HandleOptions, type RequestHandler, type RequestOptions } from './peers.js'
 
 /** The private Kademlia protocol of the m1 network (not the public IPFS DHT). */
 export const KAD_PROTOCOL = '/m1/kad/1.0.0'
@@ -337,6 +337,23 @@ export class P2p {
   /** Serves a request/response protocol; handlers never throw to the stream. */
   async handle (protocol: string, handler: RequestHandler, options: HandleOptions = {}): Promise<void> {
     await handleRequests(this.libp2p, protocol, handler, this.log, options)
+  }
+
+  /**
+   * Serves a long-lived stream protocol: `handler` gets each inbound stream with the remote peer id (taken from
+   * the secured connection). Limited (relayed) connections are accepted. The handler must not throw.
+   */
+  async handleStreams (protocol: string, handler: (stream: Stream, peer: string) => void, options: { maxInboundStreams?: number } = {}): Promise<void> {
+    await this.libp2p.handle(protocol, (stream: Stream, connection: Connection) => {
+      const peer = connection.remotePeer.toString()
+      if (this.isBanned(peer)) { stream.abort(new Error('banned')); return }
+      handler(stream, peer)
+    }, { runOnLimitedConnection: true, maxInboundStreams: options.maxInboundStreams ?? 4 })
+  }
+
+  /** Opens a stream to `peer` on `protocol` (limited connections allowed); throws PeerUnreachableError. */
+  async dialStream (peer: string, protocol: string, options: AbortOptions = {}): Promise<Stream> {
+    return await dial(this.libp2p, peer, protocol, options)
   }
 
   async unhandle (protocol: string): Promise<void> {

@@ -56,12 +56,21 @@ export interface Caller {
   login?: string
   /** the identity presented to the callee (From) */
   identity: NameAddr
+  /** the m1 node the call came from, verified against its libp2p peer id: `identity` is then asserted (P-Asserted-Identity) */
+  node?: string
 }
 
-/** Who is called: a local login and its live bindings. */
+/**
+ * Who is called: a local login and its live bindings, or a login at another m1 node and one binding whose flow is
+ * that node's peer (transport 'P2P', address the peer id, contact the Request-URI `sip:login@<node domain>`).
+ */
 export interface Callee {
   login: string
   bindings: Binding[]
+  /** the callee's SIP domain (To, call record); default: ours */
+  domain?: string
+  /** the m1 node that serves the callee, when it is not this node */
+  node?: string
 }
 
 interface Fork {
@@ -244,15 +253,17 @@ export class B2bua {
     const flow = binding.flow
     const transport = flow.transport as TransportName
     const local = this.components.localEnd(transport)
+    const calleeDomain = call.callee.domain ?? this.init.domain
     const headers: SipHeader[] = binding.path.map(value => ({ name: 'Route', value }))
     headers.push({ name: 'Contact', value: contactOf(local) })
-    if (call.caller.login != null) headers.push({ name: 'P-Asserted-Identity', value: `<sip:${call.caller.login}@${this.init.domain}>` })
+    if (call.caller.node != null) headers.push({ name: 'P-Asserted-Identity', value: `<${call.caller.identity.rawUri}>` })
+    else if (call.caller.login != null && call.callee.node == null) headers.push({ name: 'P-Asserted-Identity', value: `<sip:${call.caller.login}@${this.init.domain}>` })
     headers.push(...copyHeaders(call.aReq, COPY_TO_CALLEE))
     const req = createRequest({
       method: 'INVITE',
       uri: binding.contact,
       from: { ...call.caller.identity, params: { tag: call.bTag } },
-      to: { uri: parseUri(`sip:${call.callee.login}@${this.init.domain}`), rawUri: `sip:${call.callee.login}@${this.init.domain}`, params: {} },
+      to: { uri: parseUri(`sip:${call.callee.login}@${calleeDomain}`), rawUri: `sip:${call.callee.login}@${calleeDomain}`, params: {} },
       callId: call.bCallId,
       cseq: 1,
       via: { protocol: 'SIP/2.0', transport, host: local.host, port: local.port, params: { branch: newBranch(), rport: null } },
@@ -333,7 +344,7 @@ export class B2bua {
       void this.components.stack.send(call.bDialog.target(), call.bAck).catch(() => {})
     }
     this.armSessionTimer(call, res)
-    this.callsTotal?.inc({ direction: 'local', result: 'answered' })
+    this.callsTotal?.inc({ direction: directionOf(call), result: 'answered' })
     this.components.logger?.info({ callId: call.id, contact: fork.binding.contact }, 'call answered')
   }
 
@@ -361,7 +372,7 @@ export class B2bua {
     if (res.to.params.tag == null) res = createResponse(call.aReq, res.status, res.reason, { toTag: call.aTag, headers: res.headers.filter(h => !['Via', 'From', 'To', 'Call-ID', 'CSeq'].includes(h.name)), body: res.body })
     res.headers.push({ name: 'Server', value: this.init.userAgent })
     try { call.aTx.respond(res) } catch {}
-    this.callsTotal?.inc({ direction: 'local', result: reason })
+    this.callsTotal?.inc({ direction: directionOf(call), result: reason })
     this.end(call, reason, res.status)
   }
 
@@ -551,13 +562,13 @@ export class B2bua {
     const media = call.anchored ? this.components.media?.delete(call.id) : undefined
     const endedAt = Date.now()
     const legs: CdrLeg[] = [
-      { side: 'a', party: call.caller.login ?? call.caller.identity.rawUri, transport: call.aFlow.transport, remote: `${call.aFlow.remoteAddress}:${call.aFlow.remotePort}` },
-      ...call.forks.map(f => ({ side: 'b' as const, party: f.binding.contact, transport: f.binding.flow.transport, remote: `${f.binding.flow.remoteAddress}:${f.binding.flow.remotePort}` }))
+      { side: 'a', party: call.caller.login ?? call.caller.identity.rawUri, transport: call.aFlow.transport, remote: remoteOf(call.aFlow), ...(call.caller.node != null ? { node: call.caller.node } : {}) },
+      ...call.forks.map(f => ({ side: 'b' as const, party: f.binding.contact, transport: f.binding.flow.transport, remote: remoteOf(f.binding.flow), ...(call.callee.node != null ? { node: call.callee.node } : {}) }))
     ]
     const rec: CallRecord = {
       callId: call.id,
       caller: call.caller.login != null ? `${call.caller.login}@${this.init.domain}` : call.caller.identity.rawUri,
-      callee: `${call.callee.login}@${this.init.domain}`,
+      callee: `${call.callee.login}@${call.callee.domain ?? this.init.domain}`,
       startedAt: call.startedAt,
       ...(call.answeredAt != null ? { answeredAt: call.answeredAt } : {}),
       endedAt,
@@ -615,6 +626,16 @@ export class B2bua {
   private reply (req: SipRequest, status: number, reason?: string): SipResponse {
     return createResponse(req, status, reason, { headers: [{ name: 'Server', value: this.init.userAgent }] })
   }
+}
+
+/** A call's direction for metrics: to another m1 node, from one, or within this node. */
+function directionOf (call: Call): string {
+  return call.callee.node != null ? 'outbound' : call.caller.node != null ? 'inbound' : 'local'
+}
+
+/** Where a leg's flow leads, for the call record: ip:port, or the peer id for P2P flows. */
+function remoteOf (flow: { transport: string, remoteAddress: string, remotePort: number }): string {
+  return flow.transport === 'P2P' ? flow.remoteAddress : `${flow.remoteAddress}:${flow.remotePort}`
 }
 
 function isSdp (msg: SipRequest | SipResponse): boolean {

@@ -6,7 +6,10 @@ export interface CdrLeg {
   /** who: the caller's AOR or the contact rung */
   party: string
   transport: string
+  /** ip:port, or the peer id of another m1 node (transport P2P) */
   remote: string
+  /** the other m1 node this leg leads to */
+  node?: string
 }
 
 /** A call detail record: one per call attempt, answered or not. */

@@ -5,8 +5,9 @@ import type { Flow } from '../sip/transport/index.js'
 import type { Binding } from '../registrar/index.js'
 import type { Caller, Callee } from './b2bua.js'
 import { ALLOW, errorResponse } from './sip-errors.js'
+import { tryNormalizeLogin } from '../users/index.js'
 import { RelayDeniedError, UnavailableError, UnknownTargetError } from './errors.js'
-import { localLoginOf } from './targets.js'
+import { localLoginOf, type RemoteNode, type RemoteTargets } from './targets.js'
 
 /** Option tags the node handles (RFC 3327 Path, RFC 5626 outbound, RFC 4028 timer); a Require naming another gets 420. */
 const SANITY: SanityOptions = { supported: ['path', 'outbound', 'timer'] }
@@ -27,6 +28,8 @@ export interface RouterComponents {
   isLocalDomain: (host: string) => boolean
   /** finds the INVITE server transaction a CANCEL refers to */
   matchInviteForCancel: (cancel: SipRequest) => ServerTransaction | undefined
+  /** other m1 nodes through the directory; absent when p2p is off (remote targets get 404) */
+  remote?: Pick<RemoteTargets, 'byHost' | 'byLogin' | 'owns'>
   logger?: Logger
 }
 
@@ -35,6 +38,8 @@ export interface RouterInit {
   server: string
   /** our SIP domain */
   domain: string
+  /** our m1 node name: the From host of calls we send to other nodes (it resolves to our node record) @default domain */
+  nodeName?: string
   /** callers from other domains may call local users without an account (a public SIP domain) @default true */
   allowAnonymous: boolean
 }
@@ -74,6 +79,10 @@ export class Router implements TransactionUser {
       if (this.components.calls.inDialog(req, tx)) return
       return this.respond(tx, createResponse(req, 481, 'Call/Transaction Does Not Exist'))
     }
+    if (tx.flow.transport === 'P2P' && req.method !== 'INVITE' && req.method !== 'OPTIONS') {
+      // other nodes only place calls here: they register nobody
+      return this.respond(tx, createResponse(req, 403, 'Forbidden', { toTag: newTag() }))
+    }
     switch (req.method) {
       case 'REGISTER':
         return this.respond(tx, await this.components.registrar.register(req, tx.flow))
@@ -92,6 +101,7 @@ export class Router implements TransactionUser {
    * nobody unauthenticated reaches anything but a local user (no open relay).
    */
   private async invite (req: SipRequest, tx: ServerTransaction): Promise<void> {
+    if (tx.flow.transport === 'P2P') return await this.inviteFromNode(req, tx)
     const { isLocalDomain } = this.components
     const targetLogin = localLoginOf(req.uri, isLocalDomain)
     const fromLocal = isLocalDomain(req.from.uri.host)
@@ -104,15 +114,86 @@ export class Router implements TransactionUser {
       caller = { identity: { ...req.from, params: {} } }
     }
     if (targetLogin === undefined) {
-      // not ours: federation and plain SIP egress come with cross-node calls
-      throw caller.login != null ? new UnknownTargetError(`no route to ${req.uri.host}`) : new RelayDeniedError('relaying denied')
+      // not ours: only an authenticated local caller reaches another node (no open relay)
+      if (caller.login == null) throw new RelayDeniedError('relaying denied')
+      const remote = this.components.remote
+      if (remote == null || (req.uri.scheme !== 'sip' && req.uri.scheme !== 'sips')) throw new UnknownTargetError(`no route to ${req.uri.host}`)
+      const login = remoteLoginOf(req.uri.user)
+      if (login == null) throw new UnknownTargetError('not a login')
+      return await this.callRemote(req, tx, caller, login, await remote.byHost(req.uri.host))
     }
+    if (targetLogin === null) throw new UnknownTargetError('not a login')
+    const user = await this.components.users.get(targetLogin)
+    if (user == null) {
+      // a login of ours that is no local user may be published by another node (bare login)
+      if (caller.login != null && this.components.remote != null) {
+        return await this.callRemote(req, tx, caller, targetLogin, await this.components.remote.byLogin(targetLogin))
+      }
+      throw new UnknownTargetError(`no user ${targetLogin}`)
+    }
+    const bindings = this.components.location.lookup(user.login)
+    if (bindings.length === 0) throw new UnavailableError(`${user.login} has no registered device`)
+    await this.components.calls.invite(req, tx, caller, { login: user.login, bindings })
+  }
+
+  /**
+   * An authenticated local caller calls `login` at another node: one B-leg over the P2P transport to that node's
+   * peer, Request-URI and To `login@<its domain>`, From `caller@<our node name>` (what the far node can verify).
+   */
+  private async callRemote (req: SipRequest, tx: ServerTransaction, caller: Caller, login: string, node: RemoteNode): Promise<void> {
+    const host = this.init.nodeName ?? this.init.domain
+    const identity: NameAddr = { ...caller.identity, uri: { ...caller.identity.uri, host }, rawUri: `sip:${caller.login!}@${host}` }
+    const now = Date.now()
+    const binding: Binding = {
+      key: `p2p:${node.peerId}`,
+      contact: `sip:${login}@${node.domain}`,
+      contactParams: {},
+      q: 1000,
+      expiresAt: now + 3600_000,
+      callId: '',
+      cseq: 0,
+      flow: { transport: 'P2P', id: `p2p:${node.peerId}`, remoteAddress: node.peerId, remotePort: 0, localAddress: '', localPort: 0 },
+      path: [],
+      nat: false,
+      updatedAt: now
+    }
+    this.components.logger?.info({ callId: req.callId, from: caller.login, to: `${login}@${node.domain}`, node: node.name, peer: node.peerId }, 'call to another node')
+    await this.components.calls.invite(req, tx, { ...caller, identity }, { login, bindings: [binding], domain: node.domain, node: node.name })
+  }
+
+  /**
+   * An INVITE from another m1 node. The peer id comes from the secured libp2p connection; the From domain must be
+   * one that peer's signed node record owns (else 403 and a warning). Such callers reach local users only, as
+   * anonymous callers do, and their identity is asserted to the callee.
+   */
+  private async inviteFromNode (req: SipRequest, tx: ServerTransaction): Promise<void> {
+    const log = this.components.logger
+    const peer = tx.flow.remoteAddress
+    const fromHost = req.from.uri.host.toLowerCase()
+    const fromUser = req.from.uri.user != null ? safeDecode(req.from.uri.user) : undefined
+    const node = fromUser != null && fromUser !== '' && !this.components.isLocalDomain(fromHost)
+      ? await this.components.remote?.owns(peer, fromHost)
+      : undefined
+    if (node == null) {
+      log?.warn({ peer, from: req.from.rawUri, callId: req.callId }, 'call from a node that does not own its From domain')
+      throw new RelayDeniedError(`peer ${peer} does not own ${fromHost}`)
+    }
+    const targetLogin = localLoginOf(req.uri, this.components.isLocalDomain)
+    // RFC 3261 §16: no proxying onwards: another node reaches only our own users through us
+    if (targetLogin === undefined) throw new RelayDeniedError(`${req.uri.host} is not served here`)
     if (targetLogin === null) throw new UnknownTargetError('not a login')
     const user = await this.components.users.get(targetLogin)
     if (user == null) throw new UnknownTargetError(`no user ${targetLogin}`)
     const bindings = this.components.location.lookup(user.login)
     if (bindings.length === 0) throw new UnavailableError(`${user.login} has no registered device`)
-    await this.components.calls.invite(req, tx, caller, { login: user.login, bindings })
+    const rawUri = `sip:${req.from.uri.user!}@${fromHost}`
+    const identity: NameAddr = {
+      ...(req.from.displayName != null ? { displayName: req.from.displayName } : {}),
+      uri: { scheme: 'sip', user: req.from.uri.user, host: fromHost, params: {}, headers: {} },
+      rawUri,
+      params: {}
+    }
+    await this.components.calls.invite(req, tx, { identity, node: node.name }, { login: user.login, bindings })
   }
 
   /** RFC 3261 §11.2: OPTIONS to the node answers what it supports. */
@@ -152,6 +233,17 @@ export class Router implements TransactionUser {
       this.components.logger?.error({ err, callId: res.callId }, 'cannot respond')
     }
   }
+}
+
+/** The login a remote Request-URI user part names, or undefined. */
+function remoteLoginOf (user: string | undefined): string | undefined {
+  if (user == null) return undefined
+  const decoded = safeDecode(user)
+  return decoded != null ? tryNormalizeLogin(decoded) : undefined
+}
+
+function safeDecode (s: string): string | undefined {
+  try { return decodeURIComponent(s) } catch { return undefined }
 }
 
 function identityOf (login: string, displayName: string | undefined, domain: string): NameAddr {

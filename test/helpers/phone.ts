@@ -161,13 +161,23 @@ export class Phone {
    * Places a call to `target` (a login), answering the 407 challenge; resolves with the final response and a
    * handle to ACK, BYE or CANCEL it. Provisional responses are in `received`.
    */
-  call (target: string, opts: { sdp?: string, auth?: boolean, from?: string } = {}): OutgoingCall {
+  call (target: string, opts: CallOptions = {}): OutgoingCall {
     return new OutgoingCall(this, target, opts)
   }
 
   nextCseq (): number { return this.cseq++ }
   newBranch (): string { return `z9hG4bK${rnd()}` }
   viaFor (branch: string): string { return this.via(branch) }
+}
+
+export interface CallOptions {
+  sdp?: string
+  /** false: do not answer a 407 */
+  auth?: boolean
+  /** From URI (default sip:<login>@<domain>) */
+  from?: string
+  /** Request-URI and To (default sip:<target>@<domain>) */
+  uri?: string
 }
 
 export class OutgoingCall {
@@ -180,8 +190,8 @@ export class OutgoingCall {
   private authHeader?: string
   answer?: SipResponse
 
-  constructor (private readonly phone: Phone, readonly target: string, private readonly opts: { sdp?: string, auth?: boolean, from?: string }) {
-    this.uri = `sip:${target}@${phone.domain}`
+  constructor (private readonly phone: Phone, readonly target: string, private readonly opts: CallOptions) {
+    this.uri = opts.uri ?? `sip:${target}@${phone.domain}`
     this.cseq = phone.nextCseq()
     this.branch = phone.newBranch()
     this.final = this.run()

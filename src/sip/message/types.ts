@@ -64,5 +64,8 @@ export interface SipResponse extends SipMessageBase {
 
 export type SipMessage = SipRequest | SipResponse
 
-/** Transport name as used in Via and in flows. */
-export type TransportName = 'UDP' | 'TCP' | 'WS' | 'WSS' | 'TLS'
+/**
+ * Transport name as used in Via and in flows. 'P2P' is SIP between m1 nodes over libp2p streams (`/m1/sip/1.0.0`,
+ * registered at runtime with `Transports.add`); its flows name a peer id, not an IP address.
+ */
+export type TransportName = 'UDP' | 'TCP' | 'WS' | 'WSS' | 'TLS' | 'P2P'

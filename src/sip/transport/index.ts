@@ -1,6 +1,6 @@
 // sip/transport: the SIP listeners (UDP, TCP, WebSocket), stream framing, flows and the egress policy.
 // May import: node built-ins, ws, core/, sip/message/types.ts. Nothing above the transport layer.
-// Public API: Transports (manager), UdpTransport, TcpTransport, WsTransport, StreamFramer, EgressPolicy, errors, types.
+// Public API: Transports (manager, `add` for transports built above this layer), UdpTransport, TcpTransport, WsTransport, StreamFramer, EgressPolicy, errors, types.
 import type { Logger } from '../../core/index.js'
 import type { MetricCounter, MetricGauge, Metrics } from '../../core/index.js'
 import type { TransportName } from '../message/types.js'
@@ -58,6 +58,22 @@ export interface TransportsInit {
   maxMessageSize?: number
 }
 
+/** What {@link Transports.add} hands a transport it registers: the manager's receive and flow hooks. */
+export interface TransportHooks {
+  /** every complete message received (counted by the manager); must not throw */
+  onMessage: MessageHandler
+  /** a connection-oriented flow opened */
+  onFlowOpened: (flow: Flow) => void
+  /** a connection-oriented flow closed (dispatched as `flow:closed`) */
+  onFlowClosed: (flowId: string, flow: Flow) => void
+}
+
+/**
+ * Transports whose flows name a peer, not an IP address: the egress policy (CIDRs) does not apply to them; the
+ * layer that registers them decides whom they may reach.
+ */
+const NON_IP: ReadonlySet<TransportName> = new Set(['P2P'])
+
 type Listener = Parameters<EventTarget['addEventListener']>[1]
 type AddOptions = Parameters<EventTarget['addEventListener']>[2]
 type RemoveOptions = Parameters<EventTarget['removeEventListener']>[2]
@@ -80,6 +96,7 @@ export class Transports extends EventTarget {
   private readonly messages: MetricCounter | undefined
   private readonly connections: MetricGauge | undefined
   private readonly denied: MetricCounter | undefined
+  private readonly hooks: TransportHooks
 
   /** Throws InvalidCidrError for a bad egressAllow entry. */
   constructor (components: TransportsComponents, init: TransportsInit = {}) {
@@ -101,6 +118,7 @@ export class Transports extends EventTarget {
         }
     const onFlowOpened = (flow: Flow): void => { this.connections?.inc({ transport: flow.transport }) }
     const onFlowClosed = (flowId: string, flow: Flow): void => { this.flowClosed(flowId, flow) }
+    this.hooks = { onMessage, onFlowOpened, onFlowClosed }
     const maxBody = init.maxMessageSize
 
     if (init.udp !== false) {
@@ -118,6 +136,18 @@ export class Transports extends EventTarget {
         { onMessage, onFlowOpened, onFlowClosed, ...(logger != null ? { logger: logger.child({ transport: 'WS' }) } : {}) },
         { ...(maxBody != null ? { maxMessageSize: maxBody + 65536 } : {}), ...init.ws }))
     }
+  }
+
+  /**
+   * Registers a transport built outside this layer (SIP over libp2p is built in routing/): `create` gets the
+   * manager's hooks and returns the transport, which starts and stops with the others (at once when the manager
+   * already runs: call `start()` again). Throws TransportError when a transport of that name exists.
+   */
+  add (create: (hooks: TransportHooks) => Transport): Transport {
+    const transport = create(this.hooks)
+    if (this.transports.has(transport.name)) throw new TransportError(`transport ${transport.name} is already registered`)
+    this.transports.set(transport.name, transport)
+    return transport
   }
 
   /** Starts every configured listener; if one fails, those already started are stopped and the error thrown. */
@@ -152,6 +182,7 @@ export class Transports extends EventTarget {
    * this layer, RFC 3263). Rejects with EgressDeniedError (nothing sent) or TransportError.
    */
   async send (target: SendTarget, data: Buffer, options: SendOptions = {}): Promise<Flow> {
+    if (NON_IP.has(target.transport)) return await this.sendNonIp(target, data)
     const address = normalizeAddress(target.address)
     if (ipFamily(address) === 0) throw new TransportError(`destination must be an IP address: ${target.address}`)
     if (!this.egress.allows(address)) {
@@ -167,6 +198,17 @@ export class Transports extends EventTarget {
     const flow = transport instanceof TcpTransport
       ? await transport.send(t, data, options)
       : await transport.send(t, data)
+    this.messages?.inc({ transport: flow.transport, direction: 'out' })
+    return flow
+  }
+
+  /** A transport addressed by peer id: no IP checks, the address is passed as it is (peer ids are case-sensitive). */
+  private async sendNonIp (target: SendTarget, data: Buffer): Promise<Flow> {
+    const transport = this.transports.get(target.transport)
+    if (transport == null || !this.started.includes(transport)) {
+      throw new TransportError(`transport ${target.transport} is not enabled`)
+    }
+    const flow = await transport.send(target, data)
     this.messages?.inc({ transport: flow.transport, direction: 'out' })
     return flow
   }

@@ -1,0 +1,201 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { startNode, type TestNode } from '../helpers/node.js'
+import { Phone } from '../helpers/phone.js'
+import { getHeader, parseMessage, type SipResponse } from '../../src/sip/message/index.js'
+import { SIP_PROTOCOL, type SipStream } from '../../src/routing/index.js'
+
+const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
+
+/** Retries `fn` until it resolves, or throws its last error after `timeoutMs`. */
+async function eventually<T> (fn: () => Promise<T>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      return await fn()
+    } catch (err) {
+      if (Date.now() > deadline) throw err
+      await sleep(200)
+    }
+  }
+}
+
+const CONFIG = {
+  media: { anchor: 'always' },
+  routing: { ring_timeout: 5 },
+  directory: { negative_cache_ttl: 0 }
+}
+
+/** A frame of /m1/sip/1.0.0: 4-byte big-endian length, then the SIP message. */
+function frame (text: string): Uint8Array {
+  const body = Buffer.from(text)
+  const out = Buffer.alloc(4 + body.length)
+  out.writeUInt32BE(body.length, 0)
+  body.copy(out, 4)
+  return out
+}
+
+/** Reads SIP frames from a stream until a final response arrives. */
+async function finalResponse (stream: SipStream, timeoutMs: number): Promise<SipResponse> {
+  let buf = Buffer.alloc(0)
+  const timer = setTimeout(() => { stream.abort(new Error('timeout')) }, timeoutMs)
+  try {
+    for await (const chunk of stream) {
+      buf = Buffer.concat([buf, chunk instanceof Uint8Array ? chunk : chunk.subarray()])
+      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        const msg = parseMessage(buf.subarray(4, 4 + buf.readUInt32BE(0)))
+        buf = buf.subarray(4 + buf.readUInt32BE(0))
+        if (msg.kind === 'response' && msg.status >= 200) return msg
+      }
+    }
+  } finally {
+    clearTimeout(timer)
+  }
+  throw new Error('stream ended without a final response')
+}
+
+// two nodes in one process over real libp2p (TCP on 127.0.0.1), real UDP phones: calls across nodes
+describe('calls across nodes (/m1/sip/1.0.0)', () => {
+  let a: TestNode
+  let b: TestNode
+  const extra: TestNode[] = []
+  const phones: Phone[] = []
+  let bStopped = false
+
+  const phone = async (n: TestNode, login: string, domain: string): Promise<Phone> => {
+    const p = new Phone(login, `pw-${login}`, { port: n.udp, domain })
+    await p.open()
+    phones.push(p)
+    return p
+  }
+
+  beforeEach(async () => {
+    bStopped = false
+    a = await startNode({ name: 'node-a', config: CONFIG })
+    b = await startNode({ name: 'node-b', config: { ...CONFIG, p2p: { bootstrap: a.node.p2p!.addresses() } } })
+    await a.node.users.add({ login: 'bob', password: 'pw-bob' })
+    await b.node.users.add({ login: 'alice', password: 'pw-alice' })
+    // each resolves the other's node record through the DHT
+    await eventually(async () => await a.node.directory!.resolveNode('node-b'), 15_000)
+    await eventually(async () => await b.node.directory!.resolveNode('node-a'), 15_000)
+  }, 40_000)
+
+  afterEach(async () => {
+    for (const p of phones.splice(0)) p.close()
+    await Promise.all([a.stop(), bStopped ? Promise.resolve() : b.stop(), ...extra.splice(0).map(async n => await n.stop())])
+  }, 20_000)
+
+  it('bob@node-a calls alice@node-b: 180, 200, ACK, BYE, call records on both nodes', async () => {
+    const alice = await phone(b, 'alice', 'node-b')
+    expect((await alice.register()).status).toBe(200)
+    const bob = await phone(a, 'bob', 'node-a')
+    const call = bob.call('alice', { uri: 'sip:alice@node-b' })
+    const res = await call.final
+    expect(res.status).toBe(200)
+    expect(bob.received.some(m => m.kind === 'response' && m.status === 180)).toBe(true)
+    const inv = await alice.waitRequest('INVITE')
+    // alice sees the caller as the node that verified it: bob@node-a
+    expect(inv.from.uri.user).toBe('bob')
+    expect(inv.from.uri.host).toBe('node-a')
+    expect(getHeader(inv, 'P-Asserted-Identity')).toBe('<sip:bob@node-a>')
+    // media is anchored at each node's relay: the SDP alice gets names node-b's relay
+    expect(inv.body.toString()).toMatch(/c=IN IP4 127\.0\.0\.1/)
+    await alice.waitRequest('ACK')
+    expect((await call.bye()).status).toBe(200)
+    await alice.waitRequest('BYE')
+    await sleep(100)
+    const [recA] = await a.node.records.list()
+    expect(recA).toMatchObject({ caller: 'bob@node-a', callee: 'alice@node-b', status: 200, reason: 'caller-bye' })
+    expect(recA!.legs.find(l => l.side === 'b')).toMatchObject({ transport: 'P2P', node: 'node-b', remote: b.node.info().peerId })
+    const [recB] = await b.node.records.list()
+    expect(recB).toMatchObject({ caller: 'sip:bob@node-a', callee: 'alice@node-b', status: 200 })
+    expect(recB!.legs.find(l => l.side === 'a')).toMatchObject({ transport: 'P2P', node: 'node-a', remote: a.node.info().peerId })
+  }, 20_000)
+
+  it('a bare login that is not local is found at its home node through its login record', async () => {
+    const alice = await phone(b, 'alice', 'node-b')
+    await alice.register()
+    await eventually(async () => await a.node.directory!.resolveLogin('alice'), 15_000)
+    const bob = await phone(a, 'bob', 'node-a')
+    const call = bob.call('alice')
+    expect((await call.final).status).toBe(200)
+    expect((await alice.waitRequest('INVITE')).to.uri.host).toBe('node-b')
+    expect((await call.bye()).status).toBe(200)
+    await alice.waitRequest('BYE')
+  }, 25_000)
+
+  it('answers 404 for an unknown node and an unknown remote user, and maps remote 486 and 487', async () => {
+    const bob = await phone(a, 'bob', 'node-a')
+    expect((await bob.call('alice', { uri: 'sip:alice@no-such-node' }).final).status).toBe(404)
+    expect((await bob.call('nobody', { uri: 'sip:nobody@node-b' }).final).status).toBe(404)
+
+    const alice = await phone(b, 'alice', 'node-b')
+    alice.behaviour = { kind: 'reject', status: 486 }
+    await alice.register()
+    expect((await bob.call('alice', { uri: 'sip:alice@node-b' }).final).status).toBe(486)
+
+    alice.behaviour = { kind: 'ring' }
+    const mark = alice.received.length
+    const call = bob.call('alice', { uri: 'sip:alice@node-b' })
+    await alice.waitRequest('INVITE', 5000, mark)
+    await bob.wait(m => m.kind === 'response' && m.status === 180 && m.callId === call.callId)
+    call.cancel()
+    expect((await call.final).status).toBe(487)
+    await alice.waitRequest('CANCEL')
+  }, 25_000)
+
+  it('an unauthenticated caller cannot reach another node (no open relay)', async () => {
+    const alice = await phone(b, 'alice', 'node-b')
+    await alice.register()
+    const outsider = await phone(a, 'visitor', 'node-a')
+    const res = await outsider.call('alice', { uri: 'sip:alice@node-b', from: 'sip:visitor@other.example', auth: false }).final
+    expect(res.status).toBe(407)
+    await sleep(100)
+    expect(alice.received.some(m => m.kind === 'request' && m.method === 'INVITE')).toBe(false)
+  }, 10_000)
+
+  it('answers 480 when the remote node is gone', async () => {
+    const bob = await phone(a, 'bob', 'node-a')
+    await b.stop()
+    bStopped = true
+    const res = await bob.call('alice', { uri: 'sip:alice@node-b' }).final
+    expect(res.status).toBe(480)
+  }, 20_000)
+
+  it('refuses (403) an INVITE over /m1/sip/1.0.0 whose From domain the sending peer does not own', async () => {
+    const c = await startNode({ name: 'node-c', config: { ...CONFIG, p2p: { bootstrap: a.node.p2p!.addresses() } } })
+    extra.push(c)
+    const alice = await phone(b, 'alice', 'node-b')
+    await alice.register()
+    const bAddr = b.node.p2p!.addresses()[0]!
+    await c.node.p2p!.dial(bAddr)
+    const invite = (n: number, from: string, to: string): string => [
+      `INVITE ${to} SIP/2.0`, `Via: SIP/2.0/P2P node-c:5060;branch=z9hG4bKspoof${n}`, 'Max-Forwards: 70',
+      `From: <${from}>;tag=spoof`, `To: <${to}>`, `Call-ID: spoof-${n}`, `CSeq: 1 INVITE`,
+      'Contact: <sip:node-c:5060;transport=p2p>', 'Content-Length: 0', '', ''
+    ].join('\r\n')
+    const exchange = async (text: string): Promise<SipResponse> => {
+      const stream = await c.node.p2p!.dialStream(b.node.info().peerId, SIP_PROTOCOL)
+      stream.send(frame(text))
+      try { return await finalResponse(stream, 10_000) } finally { stream.abort(new Error('done')) }
+    }
+    // node-c claims node-a's caller
+    expect((await exchange(invite(1, 'sip:bob@node-a', 'sip:alice@node-b'))).status).toBe(403)
+    expect(alice.received.some(m => m.kind === 'request' && m.method === 'INVITE')).toBe(false)
+    // its own domain is fine, but node-b relays nobody onwards to a third domain
+    await eventually(async () => await b.node.directory!.resolveNode('node-c'), 15_000)
+    expect((await exchange(invite(2, 'sip:mallory@node-c', 'sip:bob@node-a'))).status).toBe(403)
+    alice.behaviour = { kind: 'reject', status: 603 }
+    expect((await exchange(invite(3, 'sip:mallory@node-c', 'sip:alice@node-b'))).status).toBe(603)
+    expect((await alice.waitRequest('INVITE')).from.uri.host).toBe('node-c')
+  }, 30_000)
+
+  it('plain SIP ingress: a UDP caller without an account reaches alice@node-b', async () => {
+    const alice = await phone(b, 'alice', 'node-b')
+    await alice.register()
+    const visitor = await phone(b, 'visitor', 'node-b')
+    const res = await visitor.call('alice', { from: 'sip:visitor@other.example', auth: false }).final
+    expect(res.status).toBe(200)
+    const inv = await alice.waitRequest('INVITE')
+    expect(inv.from.uri.host).toBe('other.example')
+  }, 15_000)
+})
