@@ -1,4 +1,4 @@
-import { ConfigError } from '../core/index.js'
+import { ConfigError, nameProblem } from '../core/index.js'
 
 /** One config key: its type, default and the line that documents it (config.example.toml, docs/config.md). */
 export interface Field {
@@ -24,7 +24,7 @@ const CIDR_RE = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:.]+)\/\d{1,3}$/
  */
 export const SCHEMA = {
   node: {
-    name: { type: 'string', default: '', doc: 'Name of this node in the network (a login-like name). Empty: chosen by `m1node init` / first start from the node identity.', check: (v: string) => v === '' || /^[a-z0-9][a-z0-9.-]{1,62}$/.test(v) ? undefined : 'must be 2-63 characters of a-z, 0-9, "." and "-"' },
+    name: { type: 'string', default: '', doc: 'Name of this node in the network (a login-like name). Empty: chosen by `m1node init` / first start from the node identity.', check: (v: string) => v === '' ? undefined : nameProblem(v) },
     data_dir: { type: 'string', default: '~/.m1node', doc: 'Data directory: identity key, LevelDB store, control token. `--data` overrides it.' }
   },
   sip: {

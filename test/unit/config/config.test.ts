@@ -30,7 +30,9 @@ describe('config schema', () => {
       [{ log: { level: 'loud' } }, 'log.level'],
       [{ registrar: { min_expires: 600, max_expires: 60 } }, 'registrar.min_expires'],
       [{ auth: { algorithms: [] } }, 'auth.algorithms'],
-      [{ node: { name: 'Has Space' } }, 'node.name']
+      [{ node: { name: 'Has Space' } }, 'node.name'],
+      [{ node: { name: 'a..b' } }, 'node.name'],
+      [{ media: { port_min: 30000, port_max: 30001 } }, 'media.port_min']
     ]
     for (const [raw, path] of bad) {
       let err: unknown
