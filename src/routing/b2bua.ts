@@ -294,7 +294,7 @@ export class B2bua {
       if (fork.cancelPending) { this.sendCancel(fork); return }
       if (call.state !== 'ringing') return
       let body: Buffer | undefined
-      if (isSdp(res) && res.to.params.tag != null) body = await this.sdpFromB(call, res, 'early')
+      if (isSdp(res) && res.to.params.tag != null) body = await this.sdpFromB(call, res)
       if (call.state !== 'ringing') return
       // relay each distinct provisional; 180 without SDP after early media would only confuse phones
       if (body == null && call.lastProvisional === status) return
@@ -331,7 +331,7 @@ export class B2bua {
     this.dialogs.set(call.bDialog.key, { call, side: 'b' })
 
     let body: Buffer | undefined
-    if (isSdp(res)) body = await this.sdpFromB(call, res, 'final')
+    if (isSdp(res)) body = await this.sdpFromB(call, res)
     call.aDialog = Dialog.asUas(call.aReq, call.aTag, call.aFlow, this.components.localEnd(call.aFlow.transport as TransportName))
     this.dialogs.set(call.aDialog.key, { call, side: 'a' })
     const ok = this.toCaller(call, res, 200, body)
@@ -425,7 +425,7 @@ export class B2bua {
   }
 
   /** SDP in a response from B: its answer to A's offer, or (late offer) B's offer. */
-  private async sdpFromB (call: Call, res: SipResponse, _phase: 'early' | 'final'): Promise<Buffer> {
+  private async sdpFromB (call: Call, res: SipResponse): Promise<Buffer> {
     const sdp = res.body.toString('utf8')
     if (!call.anchored) return res.body
     const media = this.components.media!

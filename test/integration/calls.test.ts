@@ -163,7 +163,6 @@ describe('calls between local users (B2BUA)', () => {
     expect(second.status).toBe(503)
     expect(getHeader(second, 'Retry-After')).toBeDefined()
   })
-  void createSocket
 })
 
 describe('calls with media anchored at the node', () => {
