@@ -529,6 +529,11 @@ export class MediaRelay extends EventTarget {
         if (rtp != null) this.close(rtp)
         this.used.delete(port)
         const code = (err as NodeJS.ErrnoException).code
+        // out of file descriptors is out of capacity, like out of ports: 503 with Retry-After, not a bug
+        if (code === 'EMFILE' || code === 'ENFILE') {
+          this.components.logger?.warn({ calls: this.table.size }, 'out of file descriptors for RTP sockets (raise the open files limit)')
+          throw new NoPortsError(this.portMin, this.portMax, `out of file descriptors (${code}) with ${this.table.size} calls`)
+        }
         if (code !== 'EADDRINUSE' && code !== 'EACCES') throw new MediaError(`cannot bind ${this.host}:${port}: ${(err as Error).message}`, { cause: err })
       }
     }
