@@ -1,5 +1,4 @@
-import { createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto'
-import nacl from 'tweetnacl'
+import { createPublicKey, sign as cryptoSign, verify as verifySignature, type KeyObject } from 'node:crypto'
 import { foldName, nameProblem } from '../core/index.js'
 import { peerIdOfEd25519, type Ed25519Keys } from '../p2p/index.js'
 import { RecordRejectedError } from './errors.js'
@@ -116,11 +115,11 @@ export function signingBytes (key: string, record: Omit<DirectoryRecord, 'sig'> 
   return encoder.encode(SIGNING_PREFIX + key + '\n' + canonicalJson(body))
 }
 
-/** Signs a record with the node key (tweetnacl Ed25519) and returns it with its encoded bytes. */
+/** Signs a record with the node key (Ed25519, RFC 8032) and returns it with its encoded bytes. */
 export function signRecord<R extends DirectoryRecord> (unsigned: Unsigned<R>, keys: Ed25519Keys): { record: R, bytes: Uint8Array, key: string } {
   const body = { ...unsigned, v: 1, peerId: keys.peerId, publicKey: b64u(keys.publicKey) } as unknown as Omit<R, 'sig'>
   const key = recordKey(body.kind, body.name)
-  const sig = nacl.sign.detached(signingBytes(key, body), keys.secretKey)
+  const sig = cryptoSign(null, signingBytes(key, body), keys.signingKey)
   const record = { ...body, sig: b64u(sig) } as R
   const bytes = encoder.encode(canonicalJson(record))
   if (bytes.length > MAX_RECORD_BYTES) throw new RecordRejectedError('oversized', `${bytes.length} bytes`)

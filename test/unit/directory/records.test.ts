@@ -156,3 +156,14 @@ describe('records', () => {
     expect(v.select(key, [enc.encode('garbage'), login(a, { seq: 1 }).bytes, login(a, { seq: 3 }).bytes])).toBe(2)
   })
 })
+
+describe('signing', () => {
+  it('node:crypto signatures are the RFC 8032 signatures tweetnacl makes', async () => {
+    const nacl = (await import('tweetnacl')).default
+    const k = await keys()
+    const msg = new TextEncoder().encode('m1-record/v1\n/m1/login/alice\n{}')
+    const { sign } = await import('node:crypto')
+    const ours = new Uint8Array(sign(null, msg, k.signingKey))
+    expect(Buffer.from(ours).equals(Buffer.from(nacl.sign.detached(msg, k.secretKey)))).toBe(true)
+  })
+})
