@@ -14,6 +14,7 @@ export interface Admin {
   status(): Promise<Record<string, unknown> | undefined>
   addUser(login: string, password: string, displayName?: string, listed?: boolean): Promise<PublicUser>
   setPassword(login: string, password: string): Promise<void>
+  updateUser(login: string, change: { displayName?: string, listed?: boolean }): Promise<void>
   removeUser(login: string): Promise<void>
   listUsers(): Promise<PublicUser[]>
   importCsv(text: string, update: boolean): Promise<ImportResult>
@@ -84,6 +85,7 @@ class ApiAdmin implements Admin {
   }
 
   async setPassword (login: string, password: string): Promise<void> { await this.call('PUT', `/users/${encodeURIComponent(login)}/password`, { password }) }
+  async updateUser (login: string, change: { displayName?: string, listed?: boolean }): Promise<void> { await this.call('PATCH', `/users/${encodeURIComponent(login)}`, change) }
   async removeUser (login: string): Promise<void> { await this.call('DELETE', `/users/${encodeURIComponent(login)}`) }
   async listUsers (): Promise<PublicUser[]> {
     const out: PublicUser[] = []
@@ -118,6 +120,7 @@ class StoreAdmin implements Admin {
   }
 
   async setPassword (login: string, password: string): Promise<void> { await this.users.setPassword(login, password) }
+  async updateUser (login: string, change: { displayName?: string, listed?: boolean }): Promise<void> { await this.users.update(login, change) }
   async removeUser (login: string): Promise<void> { await this.users.remove(login) }
   async listUsers (): Promise<PublicUser[]> {
     return (await this.users.list()).map(u => ({ login: u.login, realm: u.realm, sha256: u.ha1Sha256 != null, createdAt: u.createdAt, ...(u.displayName != null ? { displayName: u.displayName } : {}) }))

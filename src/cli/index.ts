@@ -167,6 +167,21 @@ export function buildProgram (): Command {
       await withAdmin(opts, async (admin) => { await admin.setPassword(normalized, password) })
       process.stdout.write(`password of ${normalized} changed\n`)
     })
+  common(user.command('set <login>'))
+    .description('change a user\'s display name or directory listing')
+    .option('-n, --name <display name>', 'display name')
+    .option('--display <display name>', 'display name (same as --name)')
+    .option('--listed', 'list the user in the network directory (found by m1node search)')
+    .option('--unlisted', 'remove the user from directory search')
+    .action(async (login: string, opts: Common & { name?: string, display?: string, listed?: boolean, unlisted?: boolean }) => {
+      const normalized = checkLogin(login)
+      if (opts.listed === true && opts.unlisted === true) throw new InvalidInputError('--listed', 'cannot be given with --unlisted')
+      const displayName = opts.display ?? opts.name
+      const change = { ...(displayName != null ? { displayName } : {}), ...(opts.listed === true ? { listed: true } : opts.unlisted === true ? { listed: false } : {}) }
+      if (Object.keys(change).length === 0) throw new InvalidInputError('user set', 'give --name/--display, --listed or --unlisted')
+      await withAdmin(opts, async (admin) => { await admin.updateUser(normalized, change) })
+      process.stdout.write(`updated ${normalized}\n`)
+    })
   common(user.command('rm <login>'))
     .description('remove a user')
     .action(async (login: string, opts: Common) => {

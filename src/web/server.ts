@@ -13,7 +13,7 @@ import { BadQueryError, NameKeyChangedError, NameNotFoundError } from '../direct
 import type { PeerInfo } from '../p2p/index.js'
 
 export interface WebComponents {
-  users: Pick<Users, 'add' | 'setPassword' | 'remove' | 'list' | 'importCsv' | 'get'>
+  users: Pick<Users, 'add' | 'setPassword' | 'update' | 'remove' | 'list' | 'importCsv' | 'get'>
   location: { lookup: (aor: string) => Binding[] }
   records: { list: (opts: { since?: number, limit?: number }) => Promise<CallRecord[]> }
   /** the directory, when p2p runs: /api/resolve, /api/search */
@@ -164,6 +164,15 @@ export class WebServer {
       case 'PUT /users/:login/password': {
         const body = await readJson(req)
         const u = await users.setPassword(login, str(body.password, 'password'))
+        return send(res, 200, publicUser(u, this.components.location.lookup(u.login).length))
+      }
+      case 'PATCH /users/:login': {
+        const body = await readJson(req)
+        if (body.listed != null && typeof body.listed !== 'boolean') throw new InvalidInputError('listed', 'must be true or false')
+        const u = await users.update(login, {
+          ...(body.displayName != null ? { displayName: str(body.displayName, 'displayName') } : {}),
+          ...(typeof body.listed === 'boolean' ? { listed: body.listed } : {})
+        })
         return send(res, 200, publicUser(u, this.components.location.lookup(u.login).length))
       }
       case 'DELETE /users/:login':

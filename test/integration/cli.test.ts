@@ -69,6 +69,11 @@ describe('m1node CLI and daemon (separate processes)', () => {
     const list = await runCli(['user', 'list', '--data', dir])
     expect(list.stdout).toMatch(/^alice\tAlice A/m)
     expect(list.stdout).toMatch(/^bob/m)
+    expect((await runCli(['user', 'set', 'alice', '--display', 'Alice Acme', '--listed', '--data', dir])).code).toBe(0)
+    expect((await runCli(['user', 'list', '--data', dir])).stdout).toMatch(/^alice\tAlice Acme/m)
+    const noChange = await runCli(['user', 'set', 'alice', '--data', dir])
+    expect(noChange.code).toBe(2)
+    expect(noChange.stderr).toMatch(/--listed/)
 
     const ua = new SipTestUa('UDP', await sipPort(dir, 'UDP'))
     await ua.open()
