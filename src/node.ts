@@ -208,7 +208,7 @@ export class M1Node {
       matchInviteForCancel: (cancel) => stack.transactions.matchInviteForCancel(cancel),
       ...(remote != null ? { remote } : {}),
       logger: forComponent(logger, 'routing')
-    }, { server: `m1node/${VERSION}`, domain: this.domain, nodeName: this.name, allowAnonymous: config.routing.allowAnonymous })
+    }, { server: `m1node/${VERSION}`, domain: this.domain, nodeName: this.name, allowAnonymous: config.routing.allowAnonymous, sipEgress: config.routing.sipEgress })
     stack.setUser(router)
     stack.transports.addEventListener('flow:closed', (evt) => {
       // a WebSocket client can never be reached again once its connection is gone (RFC 7118 §5)

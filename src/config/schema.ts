@@ -62,6 +62,7 @@ export const SCHEMA = {
   },
   routing: {
     allow_anonymous: { type: 'boolean', default: true, doc: 'Callers from other domains may call local users without an account (a public SIP domain). Requests for anything but a local user always need authentication (no open relay).' },
+    sip_egress: { type: 'boolean', default: false, doc: 'Authenticated local users may call plain SIP addresses that are no m1 nodes (sip:user@IP[:port]), sent by ordinary SIP to that host; names are not resolved.' },
     ring_timeout: seconds('Seconds a call may ring before the caller gets 480.', 60, 5, 3600),
     max_calls: { type: 'integer', default: 0, min: 0, max: 1_000_000, doc: 'Calls at once on the node (0: no cap); over it callers get 503 with Retry-After.' },
     max_calls_per_login: { type: 'integer', default: 0, min: 0, max: 1_000_000, doc: 'Calls at once per login, as caller or callee (0: no cap).' }

@@ -5,7 +5,9 @@ import type { Flow } from '../sip/transport/index.js'
 import type { Binding } from '../registrar/index.js'
 import type { Caller, Callee } from './b2bua.js'
 import { ALLOW, errorResponse } from './sip-errors.js'
+import { isIP } from 'node:net'
 import { tryNormalizeLogin } from '../users/index.js'
+import { unbracket } from '../sip/transport/index.js'
 import { RelayDeniedError, UnavailableError, UnknownTargetError } from './errors.js'
 import { localLoginOf, type RemoteNode, type RemoteTargets } from './targets.js'
 
@@ -42,6 +44,8 @@ export interface RouterInit {
   nodeName?: string
   /** callers from other domains may call local users without an account (a public SIP domain) @default true */
   allowAnonymous: boolean
+  /** authenticated local users may call plain SIP addresses (IP literal hosts) that are no m1 nodes @default false */
+  sipEgress?: boolean
 }
 
 /**
@@ -116,6 +120,7 @@ export class Router implements TransactionUser {
     if (targetLogin === undefined) {
       // not ours: only an authenticated local caller reaches another node (no open relay)
       if (caller.login == null) throw new RelayDeniedError('relaying denied')
+      if (this.init.sipEgress === true && isIP(unbracket(req.uri.host)) !== 0) return await this.callPlainSip(req, tx, caller)
       const remote = this.components.remote
       if (remote == null || (req.uri.scheme !== 'sip' && req.uri.scheme !== 'sips')) throw new UnknownTargetError(`no route to ${req.uri.host}`)
       const login = remoteLoginOf(req.uri.user)
@@ -159,6 +164,36 @@ export class Router implements TransactionUser {
     }
     this.components.logger?.info({ callId: req.callId, from: caller.login, to: `${login}@${node.domain}`, node: node.name, peer: node.peerId }, 'call to another node')
     await this.components.calls.invite(req, tx, { ...caller, identity }, { login, bindings: [binding], domain: node.domain, node: node.name })
+  }
+
+  /**
+   * An authenticated local caller calls a plain SIP address that is no m1 node (`routing.sip_egress`): one B-leg
+   * by ordinary SIP to the host and port of the Request-URI, an IP literal (names would need RFC 3263 lookups,
+   * which the node does not make). The egress policy still decides whether the packet may leave.
+   */
+  private async callPlainSip (req: SipRequest, tx: ServerTransaction, caller: Caller): Promise<void> {
+    const uri = req.uri
+    const transport = (uri.params.transport ?? 'udp').toUpperCase()
+    if (transport !== 'UDP' && transport !== 'TCP') throw new UnknownTargetError(`transport ${transport} is not used for SIP egress`)
+    const address = unbracket(uri.host)
+    const port = uri.port ?? 5060
+    const now = Date.now()
+    const hostPort = `${uri.host}${uri.port != null ? `:${uri.port}` : ''}`
+    const binding: Binding = {
+      key: `sip:${hostPort}`,
+      contact: req.rawUri,
+      contactParams: {},
+      q: 1000,
+      expiresAt: now + 3600_000,
+      callId: '',
+      cseq: 0,
+      flow: { transport, id: `${transport.toLowerCase()}:${hostPort}`, remoteAddress: address, remotePort: port, localAddress: '', localPort: 0 },
+      path: [],
+      nat: false,
+      updatedAt: now
+    }
+    this.components.logger?.info({ callId: req.callId, from: caller.login, to: req.rawUri }, 'call to a plain SIP address')
+    await this.components.calls.invite(req, tx, caller, { login: uri.user ?? '', bindings: [binding], domain: hostPort })
   }
 
   /**

@@ -35,14 +35,15 @@ export class Phone {
   private cseq = 1
   readonly mediaPort = 30000 + Math.floor(Math.random() * 1000) * 2
 
-  constructor (readonly login: string, readonly password: string, readonly server: { port: number, host?: string, domain?: string }) {}
+  /** `local`: the loopback address the phone binds (127.0.0.2 plays a host that is not the node's) */
+  constructor (readonly login: string, readonly password: string, readonly server: { port: number, host?: string, domain?: string }, readonly local = '127.0.0.1') {}
 
   get domain (): string { return this.server.domain ?? '127.0.0.1' }
 
   async open (): Promise<void> {
     const s = this.sock = createSocket('udp4')
     s.on('message', (buf) => { this.onData(buf) })
-    await new Promise<void>(resolve => s.bind(0, '127.0.0.1', resolve))
+    await new Promise<void>(resolve => s.bind(0, this.local, resolve))
     this.port = s.address().port
   }
 
@@ -89,7 +90,7 @@ export class Phone {
       this.send(res)
       return res
     }
-    const contact = { name: 'Contact', value: `<sip:${this.login}@127.0.0.1:${this.port}>` }
+    const contact = { name: 'Contact', value: `<sip:${this.login}@${this.local}:${this.port}>` }
     switch (req.method) {
       case 'INVITE': {
         if (req.to.params.tag != null) { reply(200, { body: sdpFor(this.mediaPort, { version: 2 }), headers: [contact] }); return }
@@ -122,7 +123,7 @@ export class Phone {
     }
   }
 
-  private via (branch = `z9hG4bK${rnd()}`): string { return `SIP/2.0/UDP 127.0.0.1:${this.port};branch=${branch};rport` }
+  private via (branch = `z9hG4bK${rnd()}`): string { return `SIP/2.0/UDP ${this.local}:${this.port};branch=${branch};rport` }
 
   /** REGISTER with digest auth; resolves with the final response. */
   async register (expires = 3600): Promise<SipResponse> {
@@ -130,7 +131,7 @@ export class Phone {
     const build = (auth?: string): string => [
       `REGISTER sip:${this.domain} SIP/2.0`, `Via: ${this.via()}`, 'Max-Forwards: 70',
       `From: <sip:${this.login}@${this.domain}>;tag=${rnd()}`, `To: <sip:${this.login}@${this.domain}>`,
-      `Call-ID: ${callId}`, `CSeq: ${this.cseq++} REGISTER`, `Contact: <sip:${this.login}@127.0.0.1:${this.port}>`,
+      `Call-ID: ${callId}`, `CSeq: ${this.cseq++} REGISTER`, `Contact: <sip:${this.login}@${this.local}:${this.port}>`,
       `Expires: ${expires}`, ...(auth != null ? [`Authorization: ${auth}`] : []), 'Content-Length: 0', '', ''
     ].join('\r\n')
     let res = await this.request(build())
@@ -202,7 +203,7 @@ export class OutgoingCall {
     return [
       `INVITE ${this.uri} SIP/2.0`, `Via: ${this.phone.viaFor(this.branch)}`, 'Max-Forwards: 70',
       `From: <${this.opts.from ?? `sip:${this.phone.login}@${this.phone.domain}`}>;tag=${this.tag}`, `To: <${this.uri}>`,
-      `Call-ID: ${this.callId}`, `CSeq: ${this.cseq} INVITE`, `Contact: <sip:${this.phone.login}@127.0.0.1:${this.phone.port}>`,
+      `Call-ID: ${this.callId}`, `CSeq: ${this.cseq} INVITE`, `Contact: <sip:${this.phone.login}@${this.phone.local}:${this.phone.port}>`,
       'Content-Type: application/sdp', ...(this.authHeader != null ? [`Proxy-Authorization: ${this.authHeader}`] : []),
       `Content-Length: ${Buffer.byteLength(sdp)}`, '', sdp
     ].join('\r\n')
@@ -242,7 +243,7 @@ export class OutgoingCall {
     return [
       `${method} ${this.remoteTarget()} SIP/2.0`, `Via: ${this.phone.viaFor(branch)}`, 'Max-Forwards: 70',
       `From: <sip:${this.phone.login}@${this.phone.domain}>;tag=${this.tag}`, `To: ${getHeader(this.answer!, 'To') ?? ''}`,
-      `Call-ID: ${this.callId}`, `CSeq: ${cseq} ${method}`, `Contact: <sip:${this.phone.login}@127.0.0.1:${this.phone.port}>`,
+      `Call-ID: ${this.callId}`, `CSeq: ${cseq} ${method}`, `Contact: <sip:${this.phone.login}@${this.phone.local}:${this.phone.port}>`,
       ...extra, `Content-Length: ${Buffer.byteLength(body)}`, '', body
     ].join('\r\n')
   }

@@ -151,6 +151,33 @@ describe('calls between local users (B2BUA)', () => {
     expect(getHeader(inv, 'P-Asserted-Identity')).toBeUndefined()
   })
 
+  it('sends calls to plain SIP addresses only with routing.sip_egress, for authenticated callers', async () => {
+    const alice = await phone('alice')
+    // off by default: another domain is no route
+    expect((await alice.call('someone', { uri: 'sip:someone@127.0.0.2:5999' }).final).status).toBe(404)
+    await n.stop()
+    n = await startNode({ config: { media: { anchor: 'never' }, routing: { sip_egress: true } } })
+    await n.node.users.add({ login: 'alice', password: 'pw-alice' })
+    const far = new Phone('someone', 'x', { port: n.udp, domain: 'test-node' }, '127.0.0.2')
+    await far.open()
+    phones.push(far)
+    const target = `sip:someone@127.0.0.2:${far.port}`
+    const alice2 = await phone('alice')
+    const res = await alice2.call('someone', { uri: target }).final
+    expect(res.status).toBe(200)
+    const inv = await far.waitRequest('INVITE')
+    expect(inv.rawUri).toBe(target)
+    expect(inv.from.uri.user).toBe('alice')
+    // an unauthenticated caller still cannot use the node to reach it
+    const stranger = await phone('mallory')
+    const relay = await stranger.request([
+      `INVITE ${target} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${stranger.port};branch=z9hG4bKegress1;rport`,
+      'Max-Forwards: 70', 'From: <sip:mallory@evil.example>;tag=1', `To: <${target}>`,
+      'Call-ID: egress1', 'CSeq: 1 INVITE', `Contact: <sip:mallory@127.0.0.1:${stranger.port}>`, 'Content-Length: 0', '', ''
+    ].join('\r\n'))
+    expect([403, 407]).toContain(relay.status)
+  })
+
   it('caps calls per login with 503 and Retry-After', async () => {
     await n.stop()
     n = await startNode({ config: { media: { anchor: 'never' }, routing: { max_calls_per_login: 1 } } })
