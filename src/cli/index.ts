@@ -229,7 +229,8 @@ export function buildProgram (): Command {
         const lines = list.map(c => opts.json === true
           ? JSON.stringify(c)
           : [new Date(c.startedAt).toISOString(), c.caller, '->', c.callee, String(c.status), c.reason, `${Math.round(c.durationMs / 1000)}s`,
-              c.media != null ? `${c.media.packets.a2b}/${c.media.packets.b2a} pkts` : ''].join('  ').trimEnd())
+              c.media != null ? `${c.media.packets.a2b}/${c.media.packets.b2a} pkts` : '',
+              ...c.legs.filter(l => l.node != null).map(l => `${l.side === 'a' ? 'from' : 'via'} node ${l.node!}`)].join('  ').trimEnd())
         if (lines.length > 0) process.stdout.write(lines.join('\n') + '\n')
       })
     })
