@@ -135,7 +135,7 @@ export function buildProgram (): Command {
         process.stdout.write([
           `running: ${String(s.name)} (m1node ${String(s.version)}), up ${String(s.uptimeSeconds)} s`,
           `  SIP domain     ${String(s.domain)}`,
-          `  listening      ${(s.sip as any[]).map(a => `${String(a.transport)} ${String(a.address)}:${String(a.port)}`).join(', ')}`,
+          `  listening      ${(s.sip as any[]).filter(a => a.transport !== 'P2P').map(a => `${String(a.transport)} ${String(a.address)}:${String(a.port)}`).join(', ')}`,
           `  registrations  ${String(s.registrations)}`,
           `  peer id        ${String(s.peerId)}`,
           ''
