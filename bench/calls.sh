@@ -51,6 +51,8 @@ source "$HERE/lib/proc.sh"
 source "$HERE/lib/net.sh"
 # shellcheck source=lib/sipp.sh
 source "$HERE/lib/sipp.sh"
+# shellcheck source=lib/run.sh
+source "$HERE/lib/run.sh"
 
 DURATION_PER_STEP=${DURATION_PER_STEP:-15}
 LONG_DURATION_PER_STEP=${LONG_DURATION_PER_STEP:-40}
@@ -81,51 +83,8 @@ RUN_DIR=${REPORT_FROM:-"$HERE/tmp/calls-$(date +%Y%m%d-%H%M%S)-$$"}
 HZ=$(proc_hz)
 mkdir -p "$RUN_DIR" "$RESULTS"
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-calc() { awk "BEGIN { OFMT = \"%.6f\"; CONVFMT = \"%.6f\"; print ($*) }"; }
-
-# A port in [min, max] with no UDP or TCP socket on it (SIPp's ports stay out of the relay range).
-port_in() {
-  local min=$1 max=$2 p i
-  for i in $(seq 1 200); do
-    p=$((min + (RANDOM * 32768 + RANDOM) % (max - min + 1)))
-    if [ -z "$(ss -Hanu "sport = :$p" 2>/dev/null)" ] && [ -z "$(ss -Hant "sport = :$p" 2>/dev/null)" ]; then
-      echo "$p"
-      return 0
-    fi
-  done
-  echo "no free port in $min-$max" >&2
-  return 1
-}
+# SIPp ports stay out of the relay range
 sipp_port() { port_in 40000 59000; }
-
-# ---------------------------------------------------------------------------
-# process bookkeeping (as bench/register.sh)
-
-STARTED_PIDS=()
-
-stop_pid() {
-  local pid=$1 i tree p keep=()
-  for p in "${STARTED_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
-  STARTED_PIDS=("${keep[@]}")
-  [ -d "/proc/$pid" ] || return 0
-  tree=$(proc_tree "$pid")
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 50); do
-    [ -d "/proc/$pid" ] || break
-    sleep 0.1
-  done
-  for p in $tree; do
-    [ -d "/proc/$p" ] && kill -KILL "$p" 2>/dev/null || true
-  done
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  while [ "${#STARTED_PIDS[@]}" -gt 0 ]; do stop_pid "${STARTED_PIDS[0]}"; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 SIPP_USERS="$RUN_DIR/users-sipp.csv"
 M1_USERS="$RUN_DIR/users-m1node.csv"
@@ -135,18 +94,6 @@ m1node_users_csv 1 "$M1_USERS"
 SIPP_COMMON=(-t u1 -i 127.0.0.1 -nostdin -buff_size 4194304)
 SIPP_STEP_FLAGS=()
 [ "$SIPP_RETRANS" = 1 ] || SIPP_STEP_FLAGS=(-nr)
-
-wait_sip_ready() {
-  local port=$1 sport=$2 i
-  for i in $(seq 1 40); do
-    if timeout -k 2 5 "$SIPP" -sf "$OPTIONS_XML" -m 1 "${SIPP_COMMON[@]}" -p "$sport" \
-         -recv_timeout 400 -timeout 3s -timeout_error "127.0.0.1:$port" >/dev/null 2>&1; then
-      return 0
-    fi
-    sleep 0.5
-  done
-  return 1
-}
 
 # ---------------------------------------------------------------------------
 # targets: start_<target> PORT DIR sets TARGET_PID (TARGET_WEB for m1node); returns 1
@@ -207,12 +154,6 @@ start_m1node() {
   done
   TARGET_SKIP="/health not ready after 30 s"
   return 1
-}
-
-metric() {
-  local web=$1 name=$2
-  curl -fsS --max-time 2 "http://127.0.0.1:$web/metrics" 2>/dev/null |
-    awk -v n="$name" '$1 == n || index($1, n "{") == 1 { print $2; found = 1; exit } END { if (!found) print "-" }'
 }
 
 # Seconds from the start of a -trace_stat run to the first dump with every call placed

@@ -43,6 +43,8 @@ source "$HERE/lib/proc.sh"
 source "$HERE/lib/net.sh"
 # shellcheck source=lib/sipp.sh
 source "$HERE/lib/sipp.sh"
+# shellcheck source=lib/run.sh
+source "$HERE/lib/run.sh"
 
 DURATION_PER_STEP=${DURATION_PER_STEP:-15}
 USERS=${USERS:-10000}
@@ -57,44 +59,13 @@ KAMAILIO=${KAMAILIO:-/usr/sbin/kamailio}
 SIPP=${SIPP:-sipp}
 
 SCENARIOS="$ROOT/test/interop/scenarios"
+OPTIONS_XML="$SCENARIOS/options.xml"
 KAMAILIO_CFG="$HERE/kamailio/kamailio.cfg"
 RESULTS="$HERE/results"
 RUN_DIR="$HERE/tmp/register-$(date +%Y%m%d-%H%M%S)-$$"
 HZ=$(proc_hz)
 mkdir -p "$RUN_DIR" "$RESULTS"
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-calc() { awk "BEGIN { OFMT = \"%.6f\"; CONVFMT = \"%.6f\"; print ($*) }"; }
-
-# ---------------------------------------------------------------------------
-# process bookkeeping: every long-lived process started here, stopped on exit
-
-STARTED_PIDS=()
-
-# Stops a process started here and its descendants (TERM, then KILL after 5 s),
-# and forgets it.
-stop_pid() {
-  local pid=$1 i tree p keep=()
-  for p in "${STARTED_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
-  STARTED_PIDS=("${keep[@]}")
-  [ -d "/proc/$pid" ] || return 0
-  tree=$(proc_tree "$pid")
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 50); do
-    [ -d "/proc/$pid" ] || break
-    sleep 0.1
-  done
-  for p in $tree; do
-    [ -d "/proc/$p" ] && kill -KILL "$p" 2>/dev/null || true
-  done
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  while [ "${#STARTED_PIDS[@]}" -gt 0 ]; do stop_pid "${STARTED_PIDS[0]}"; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------------------
 # users
@@ -109,19 +80,6 @@ m1node_users_csv "$USERS" "$M1_USERS"
 
 # -default_behaviors -bye: a failed call is only counted, no BYE is sent for it.
 SIPP_COMMON=(-t u1 -i 127.0.0.1 -nostdin -buff_size 4194304 -recv_timeout 5000 -default_behaviors -bye)
-
-# OPTIONS until a 200 comes back (or give up after ~20 s).
-wait_sip_ready() {
-  local port=$1 sport=$2 i
-  for i in $(seq 1 40); do
-    if timeout -k 2 5 "$SIPP" -sf "$SCENARIOS/options.xml" -m 1 "${SIPP_COMMON[@]}" -p "$sport" \
-         -recv_timeout 400 -timeout 3s -timeout_error "127.0.0.1:$port" >/dev/null 2>&1; then
-      return 0
-    fi
-    sleep 0.5
-  done
-  return 1
-}
 
 # Without retransmissions by default: on one shared 2-core box SIPp itself is the
 # first to fall behind, and its own late reads would turn into retransmission storms
@@ -221,13 +179,6 @@ start_m1node() {
   done
   TARGET_SKIP="/health not ready after 30 s"
   return 1
-}
-
-# The value of a Prometheus sample (first match of a metric name), or "-".
-metric() {
-  local web=$1 name=$2
-  curl -fsS "http://127.0.0.1:$web/metrics" 2>/dev/null |
-    awk -v n="$name" '$1 == n || index($1, n "{") == 1 { print $2; found = 1; exit } END { if (!found) print "-" }'
 }
 
 # V8 heap in use (prom-client default metrics, with or without m1node's prefix), or "-".
