@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createSocket } from 'node:dgram'
 import { startNode, type TestNode } from '../helpers/node.js'
 import { Phone, sdpFor } from '../helpers/phone.js'
+import { waitForRecords } from '../helpers/records.js'
 import { getHeader } from '../../src/sip/message/index.js'
 
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
@@ -41,8 +42,7 @@ describe('calls between local users (B2BUA)', () => {
     await bob.waitRequest('ACK')
     expect((await call.bye()).status).toBe(200)
     await bob.waitRequest('BYE')
-    await sleep(50)
-    const [rec] = await n.node.records.list()
+    const [rec] = await waitForRecords(n.node, 1)
     expect(rec).toMatchObject({ caller: 'alice@test-node', callee: 'bob@test-node', status: 200, reason: 'caller-bye' })
     expect(rec!.answeredAt).toBeGreaterThan(0)
   })
@@ -55,8 +55,7 @@ describe('calls between local users (B2BUA)', () => {
     bob.behaviour = { kind: 'reject', status: 486 }
     await bob.register()
     expect((await alice.call('bob').final).status).toBe(486)
-    await sleep(50)
-    const recs = await n.node.records.list()
+    const recs = await waitForRecords(n.node, 1)
     expect(recs.map(r => r.status)).toEqual([486])
   })
 
@@ -85,8 +84,7 @@ describe('calls between local users (B2BUA)', () => {
     call.cancel()
     expect((await call.final).status).toBe(487)
     await bob.waitRequest('CANCEL')
-    await sleep(50)
-    expect((await n.node.records.list())[0]).toMatchObject({ status: 487, reason: 'cancelled' })
+    expect((await waitForRecords(n.node, 1))[0]).toMatchObject({ status: 487, reason: 'cancelled' })
   })
 
   it('no answer within ring_timeout gives 480 and cancels the callee', async () => {
@@ -122,8 +120,7 @@ describe('calls between local users (B2BUA)', () => {
     ].join('\r\n')
     expect((await bob.request(byeFromBob)).status).toBe(200)
     await alice.waitRequest('BYE')
-    await sleep(50)
-    expect((await n.node.records.list())[0]).toMatchObject({ reason: 'callee-bye' })
+    expect((await waitForRecords(n.node, 1))[0]).toMatchObject({ reason: 'callee-bye' })
   })
 
   it('refuses to relay: unauthenticated INVITE to another domain gets 403 and nothing is sent', async () => {
@@ -216,17 +213,23 @@ describe('calls with media anchored at the node', () => {
     return { sock, port: sock.address().port, got }
   }
 
+  /** alice and bob phones on the current node (it is restarted by some tests) */
+  async function pair (): Promise<{ alice: Phone, bob: Phone }> {
+    const alice = new Phone('alice', 'pw-alice', { port: n.udp, domain: 'test-node' })
+    const bob = new Phone('bob', 'pw-bob', { port: n.udp, domain: 'test-node' })
+    phones.push(alice, bob)
+    await alice.open()
+    await bob.open()
+    return { alice, bob }
+  }
+
   const portOf = (sdp: string): number => Number(/m=audio (\d+)/.exec(sdp)?.[1])
   const rtp = (seq: number): Buffer => { const b = Buffer.alloc(172); b[0] = 0x80; b.writeUInt16BE(seq, 2); return b }
 
   it('rewrites SDP to the relay and carries RTP both ways; the call record counts it', async () => {
     const aMedia = await rtpSocket()
     const bMedia = await rtpSocket()
-    const alice = new Phone('alice', 'pw-alice', { port: n.udp, domain: 'test-node' })
-    const bob = new Phone('bob', 'pw-bob', { port: n.udp, domain: 'test-node' })
-    phones.push(alice, bob)
-    await alice.open()
-    await bob.open()
+    const { alice, bob } = await pair()
     bob.behaviour = { kind: 'answer', sdp: sdpFor(bMedia.port) }
     await bob.register()
     const call = alice.call('bob', { sdp: sdpFor(aMedia.port) })
@@ -249,18 +252,13 @@ describe('calls with media anchored at the node', () => {
     expect(aMedia.got.length).toBeGreaterThanOrEqual(19)
     expect(bMedia.got[0]!.readUInt16BE(2)).toBeLessThan(20)
     expect((await call.bye()).status).toBe(200)
-    await sleep(50)
-    const [rec] = await n.node.records.list()
+    const [rec] = await waitForRecords(n.node, 1)
     expect(rec!.media!.packets.a2b).toBeGreaterThanOrEqual(19)
     expect(rec!.media!.packets.b2a).toBeGreaterThanOrEqual(19)
   })
 
   it('answers an offer it cannot relay with 488, and the call leaves no state behind', async () => {
-    const alice = new Phone('alice', 'pw-alice', { port: n.udp, domain: 'test-node' })
-    const bob = new Phone('bob', 'pw-bob', { port: n.udp, domain: 'test-node' })
-    phones.push(alice, bob)
-    await alice.open()
-    await bob.open()
+    const { alice, bob } = await pair()
     await bob.register()
     expect((await alice.call('bob', { sdp: 'this is no SDP\r\n' }).final).status).toBe(488)
     expect(n.node.calls.size).toBe(0)
@@ -271,16 +269,11 @@ describe('calls with media anchored at the node', () => {
     await n.stop()
     n = await startNode({ config: { media: { anchor: 'always', host: '127.0.0.1', port_min: 42000, port_max: 42999, timeout: 5 } } })
     for (const u of ['alice', 'bob']) await n.node.users.add({ login: u, password: `pw-${u}` })
-    const alice = new Phone('alice', 'pw-alice', { port: n.udp, domain: 'test-node' })
-    const bob = new Phone('bob', 'pw-bob', { port: n.udp, domain: 'test-node' })
-    phones.push(alice, bob)
-    await alice.open()
-    await bob.open()
+    const { alice, bob } = await pair()
     await bob.register()
     expect((await alice.call('bob').final).status).toBe(200)
     await alice.waitRequest('BYE', 9000)
     await bob.waitRequest('BYE', 2000)
-    await sleep(50)
-    expect((await n.node.records.list())[0]).toMatchObject({ reason: 'media-timeout' })
+    expect((await waitForRecords(n.node, 1))[0]).toMatchObject({ reason: 'media-timeout' })
   }, 15_000)
 })

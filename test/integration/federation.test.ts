@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { startNode, type TestNode } from '../helpers/node.js'
+import { waitForRecords } from '../helpers/records.js'
 import { Phone } from '../helpers/phone.js'
 import { getHeader, parseMessage, type SipResponse } from '../../src/sip/message/index.js'
 import { SIP_PROTOCOL, type SipStream } from '../../src/routing/index.js'
@@ -102,11 +103,10 @@ describe('calls across nodes (/m1/sip/1.0.0)', () => {
     await alice.waitRequest('ACK')
     expect((await call.bye()).status).toBe(200)
     await alice.waitRequest('BYE')
-    await sleep(100)
-    const [recA] = await a.node.records.list()
+    const [recA] = await waitForRecords(a.node, 1)
     expect(recA).toMatchObject({ caller: 'bob@node-a', callee: 'alice@node-b', status: 200, reason: 'caller-bye' })
     expect(recA!.legs.find(l => l.side === 'b')).toMatchObject({ transport: 'P2P', node: 'node-b', remote: b.node.info().peerId })
-    const [recB] = await b.node.records.list()
+    const [recB] = await waitForRecords(b.node, 1)
     expect(recB).toMatchObject({ caller: 'sip:bob@node-a', callee: 'alice@node-b', status: 200 })
     expect(recB!.legs.find(l => l.side === 'a')).toMatchObject({ transport: 'P2P', node: 'node-a', remote: a.node.info().peerId })
   }, 20_000)

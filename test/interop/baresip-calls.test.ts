@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs'
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startNode, type TestNode } from '../helpers/node.js'
+import { waitForRecords } from '../helpers/records.js'
 import { Children, freePort, has, tempDir, watch, type Watched } from './lib/tools.js'
 import { BARESIP_MODULES } from './lib/baresip.js'
 import { writeBaresipAudioConfig } from './lib/baresip-audio.js'
@@ -78,15 +79,7 @@ describe.skipIf(!haveBaresip)('baresip calls baresip through the node', () => {
     return { b, recordDir, command }
   }
 
-  const records = async (count: number): Promise<CallRecord[]> => {
-    const end = Date.now() + 3000
-    let recs = await n!.node.records.list()
-    while (recs.length < count && Date.now() < end) {
-      await new Promise(resolve => setTimeout(resolve, 50))
-      recs = await n!.node.records.list()
-    }
-    return recs
-  }
+  const records = async (count: number): Promise<CallRecord[]> => await waitForRecords(n!.node, count)
 
   /** The relay port a phone's RTP comes from, as baresip reports the first packet. */
   const rtpSource = (out: string): number | undefined => {

@@ -6,6 +6,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { existsSync } from 'node:fs'
 import { startNode, type TestNode } from '../helpers/node.js'
+import { waitForRecords } from '../helpers/records.js'
 import { Children, freePort, has, tempDir } from './lib/tools.js'
 import type { CallRecord } from '../../src/routing/index.js'
 import { runSipp, writeUsersCsv, type SippResult } from './lib/sipp.js'
@@ -90,16 +91,7 @@ describe.skipIf(!has('sipp') || !existsSync(PCAP))('SIPp calls through the node 
     })
   }
 
-  /** The call records once `count` are written (the node writes them as a call ends, asynchronously). */
-  const records = async (count: number): Promise<CallRecord[]> => {
-    const end = Date.now() + 3000
-    let recs = await n!.node.records.list()
-    while (recs.length < count && Date.now() < end) {
-      await new Promise(resolve => setTimeout(resolve, 50))
-      recs = await n!.node.records.list()
-    }
-    return recs
-  }
+  const records = async (count: number): Promise<CallRecord[]> => await waitForRecords(n!.node, count)
 
   const inRelay = (port: number | undefined): boolean => port != null && port >= relayMin && port < relayMin + RELAY_SPAN
 
