@@ -12,6 +12,7 @@ import { Users, Authenticator } from './users/index.js'
 import { Location, Registrar, Keepalive, type Binding } from './registrar/index.js'
 import { Router, B2bua, CallRecords, RemoteTargets, P2pSipTransport, type CallRecord } from './routing/index.js'
 import { MediaRelay } from './media/index.js'
+import { Messaging, type MessageRecord, type NodeQueueState, type MailboxEntry } from './messaging/index.js'
 import type { LocalEnd } from './sip/dialog/index.js'
 import type { TransportName } from './sip/message/index.js'
 import { WebServer } from './web/index.js'
@@ -59,6 +60,7 @@ export class M1Node {
   web?: WebServer
   p2p?: P2p
   directory?: Directory
+  messaging?: Messaging
   private identity!: Identity
   private name!: string
   private domain!: string
@@ -198,6 +200,7 @@ export class M1Node {
     const remote = directory != null
       ? new RemoteTargets({ directory, selfPeerId: () => this.identity.peerId, logger: forComponent(logger, 'routing:targets') })
       : undefined
+    const messaging = config.messaging.enabled ? this.buildMessaging(stack, authenticator, users, location, isLocalDomain, remote) : undefined
     const router = new Router({
       registrar,
       authenticate: async (req, source) => await authenticator.authenticate(req, source, { proxy: true }),
@@ -207,6 +210,7 @@ export class M1Node {
       isLocalDomain,
       matchInviteForCancel: (cancel) => stack.transactions.matchInviteForCancel(cancel),
       ...(remote != null ? { remote } : {}),
+      ...(messaging != null ? { messages: messaging } : {}),
       logger: forComponent(logger, 'routing')
     }, { server: `m1node/${VERSION}`, domain: this.domain, nodeName: this.name, allowAnonymous: config.routing.allowAnonymous, sipEgress: config.routing.sipEgress })
     stack.setUser(router)
@@ -223,11 +227,14 @@ export class M1Node {
     // calls stop before the stack so that their BYEs and CANCELs still leave; media after the calls it carries
     if (media != null) this.started.push(media)
     this.started.push(location, stack, calls, keepalive)
+    // messaging after the stack: it sends to devices at start, and stops before the stack goes
+    if (messaging != null) this.started.push(messaging)
     if (config.web.enabled) {
       this.web = new WebServer({
         users,
         location,
         records,
+        ...(messaging != null ? { messages: messaging } : {}),
         ...(this.directory != null ? { directory: this.directory } : {}),
         ...(this.p2p != null ? { peers: async () => await this.p2p!.peers() } : {}),
         metrics,
@@ -237,6 +244,44 @@ export class M1Node {
       }, { host: config.web.host, port: config.web.port, token })
       this.started.push(this.web)
     }
+  }
+
+  /** Store-and-forward messages: sublevels msgid_message, node_outbox, peer_mailbox; `/m1/msg` and `/m1/mailbox` when p2p runs. */
+  private buildMessaging (stack: SipStack, authenticator: Authenticator, users: Users, location: Location, isLocalDomain: (host: string) => boolean, remote: RemoteTargets | undefined): Messaging {
+    const { config, logger, metrics } = this
+    const m = config.messaging
+    return this.messaging = new Messaging({
+      messages: this.store.table<MessageRecord>('msgid_message'),
+      nodes: this.store.table<NodeQueueState>('node_outbox'),
+      mailbox: this.store.table<MailboxEntry>('peer_mailbox'),
+      stack,
+      authenticate: async (req, source) => await authenticator.authenticate(req, source, { proxy: true }),
+      users,
+      location,
+      isLocalDomain,
+      ...(remote != null ? { remote } : {}),
+      ...(this.directory != null ? { directory: this.directory } : {}),
+      ...(this.p2p != null ? { p2p: this.p2p } : {}),
+      logger: forComponent(logger, 'messaging'),
+      metrics
+    }, {
+      domain: this.domain,
+      nodeName: this.name,
+      allowAnonymous: config.routing.allowAnonymous,
+      maxBodyBytes: m.maxBodyBytes,
+      rateBurst: m.rateBurst,
+      ratePerSecond: m.ratePerSecond,
+      inboxMax: m.inboxMax,
+      messageTtl: m.messageTtl,
+      historyTtl: m.historyTtl,
+      offlineAfter: m.offlineAfter,
+      mailboxes: [...m.mailboxes],
+      mailboxPollInterval: m.mailboxPollInterval,
+      mailboxHold: m.mailboxHold,
+      mailboxMaxPerDepositor: m.mailboxMaxPerDepositor,
+      mailboxMaxPerNode: m.mailboxMaxPerNode,
+      userAgent: `m1node/${VERSION}`
+    })
   }
 
   /** The libp2p node (own datastore under <data>/p2p) and the directory; login records follow user changes. */
@@ -266,7 +311,8 @@ export class M1Node {
       republishInterval: config.directory.republishInterval,
       cacheTtl: config.directory.cacheTtl,
       negativeCacheTtl: config.directory.negativeCacheTtl,
-      publishLogins: config.directory.publishLogins
+      publishLogins: config.directory.publishLogins,
+      mailboxes: [...config.messaging.mailboxes]
     })
     const changed = (evt: Event): void => {
       const u = (evt as CustomEvent<{ user: { login: string, displayName?: string, listed?: boolean } }>).detail.user

@@ -4,6 +4,7 @@ import { readDaemonInfo, readTokenIfAny, FILES } from '../datadir.js'
 import { Store } from '../store/index.js'
 import { Users, ImportError, type ImportResult } from '../users/index.js'
 import { CallRecords, type CallRecord } from '../routing/index.js'
+import { listMessages, type MessageRecord } from '../messaging/index.js'
 import { CliError } from './exit.js'
 
 export interface PublicUser { login: string, displayName?: string, realm: string, sha256: boolean, createdAt: number, registrations?: number }
@@ -19,6 +20,7 @@ export interface Admin {
   listUsers(): Promise<PublicUser[]>
   importCsv(text: string, update: boolean): Promise<ImportResult>
   calls(since?: number, limit?: number): Promise<CallRecord[]>
+  messages(opts: { user?: string, since?: number, limit?: number }): Promise<MessageRecord[]>
   close(): Promise<void>
 }
 
@@ -103,6 +105,12 @@ class ApiAdmin implements Admin {
     return r.calls
   }
 
+  async messages (opts: { user?: string, since?: number, limit?: number }): Promise<MessageRecord[]> {
+    const q = `since=${opts.since ?? 0}&limit=${opts.limit ?? 1000}${opts.user != null ? `&user=${encodeURIComponent(opts.user)}` : ''}`
+    const r: { messages: MessageRecord[] } = await this.call('GET', `/messages?${q}`)
+    return r.messages
+  }
+
   async importCsv (text: string, update: boolean): Promise<ImportResult> {
     return await this.call('POST', `/users/import${update ? '?update=1' : ''}`, text, 'text/csv')
   }
@@ -130,6 +138,10 @@ class StoreAdmin implements Admin {
   async calls (since?: number, limit?: number): Promise<CallRecord[]> {
     return await new CallRecords({ table: this.store.table<CallRecord>('time_cdr') }).list({ ...(since != null ? { since } : {}), ...(limit != null ? { limit } : {}) })
   }
+  async messages (opts: { user?: string, since?: number, limit?: number }): Promise<MessageRecord[]> {
+    return await listMessages(this.store.table<MessageRecord>('msgid_message'), { ...(opts.user != null ? { login: opts.user } : {}), ...(opts.since != null ? { since: opts.since } : {}), ...(opts.limit != null ? { limit: opts.limit } : {}) })
+  }
+
   async close (): Promise<void> { await this.store.stop() }
 }
 

@@ -235,6 +235,26 @@ export function buildProgram (): Command {
       })
     })
 
+  const msg = program.command('msg').description('text messages')
+  common(msg.command('list'))
+    .description('recent messages sent or received by a user, oldest first, with their states (accepted, stored, delivered, failed)')
+    .option('--user <login>', 'only this login\'s messages')
+    .option('--since <when>', 'only messages accepted since: an ISO date/time, epoch ms, or a duration like 15m, 2h, 7d')
+    .option('--limit <n>', 'at most this many', '100')
+    .option('--json', 'one JSON object per line')
+    .action(async (opts: Common & { user?: string, since?: string, limit: string, json?: boolean }) => {
+      const since = opts.since != null ? parseSince(opts.since) : undefined
+      const limit = Number(opts.limit)
+      if (!Number.isInteger(limit) || limit < 1) throw new InvalidInputError('--limit', 'must be a positive integer')
+      await withAdmin(opts, async (admin) => {
+        const list = await admin.messages({ ...(opts.user != null ? { user: opts.user.toLowerCase() } : {}), ...(since != null ? { since } : {}), limit })
+        const lines = list.map(m => opts.json === true
+          ? JSON.stringify(m)
+          : [new Date(m.at).toISOString(), m.id, m.from, '->', m.toNode != null ? `${m.to}@${m.toNode}` : m.to, m.state, m.type, m.note ?? ''].join('  ').trimEnd())
+        if (lines.length > 0) process.stdout.write(lines.join('\n') + '\n')
+      })
+    })
+
   common(program.command('resolve <name>'))
     .description('find where a login or node lives: alice@acme, coca-cola (a login) or acme (a node), through the directory')
     .option('--json', 'machine-readable output')

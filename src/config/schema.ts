@@ -89,6 +89,21 @@ export const SCHEMA = {
     negative_cache_ttl: seconds('Seconds a name that was not found is answered "not found" from memory.', 10, 0, 3600),
     publish_logins: { type: 'boolean', default: true, doc: 'Publish a login record for every local user (first come, first served across the network).' }
   },
+  messaging: {
+    enabled: { type: 'boolean', default: true, doc: 'Accept SIP MESSAGE (RFC 3428) and store and forward text messages; off: MESSAGE gets 501.' },
+    max_body_bytes: { type: 'integer', default: 65_536, min: 1, max: 262_144, doc: 'Largest MESSAGE body in bytes; larger gets 413.' },
+    rate_burst: { type: 'integer', default: 50, min: 1, max: 1_000_000, doc: 'Messages a sender (login, or address of an anonymous sender) may send at once before rate_per_second applies.' },
+    rate_per_second: { type: 'integer', default: 10, min: 0, max: 1_000_000, doc: 'Messages per second a sender may keep sending (0: no limit); over it 429 with Retry-After.' },
+    inbox_max: { type: 'integer', default: 1000, min: 1, max: 10_000_000, doc: 'Pending messages per receiver (and per destination node); over it senders get 486.' },
+    message_ttl: seconds('Seconds a message that cannot be delivered is retried before it fails.', 604_800, 60),
+    history_ttl: seconds('Seconds delivered and failed messages stay listed (`m1node msg list`); message ids are deduplicated as long.', 604_800, 60),
+    offline_after: { type: 'integer', default: 5, min: 1, max: 1000, doc: 'Failed attempts in a row after which another node is assumed offline and its messages go to its mailboxes.' },
+    mailboxes: { type: 'string[]', default: [], doc: 'Peer ids or node names that hold messages for this node while it is offline; published in the node record, pulled at start and every mailbox_poll_interval.', check: (v: string[]) => v.length <= 8 && v.every(m => m.length > 0 && m.length <= 128) ? undefined : 'at most 8 entries of 1-128 characters' },
+    mailbox_poll_interval: seconds('Seconds between pulls of this node\'s mailboxes.', 300, 5, 86_400),
+    mailbox_hold: seconds('Seconds this node holds a message for another node that named it as mailbox.', 604_800, 60),
+    mailbox_max_per_depositor: { type: 'integer', default: 1000, min: 0, max: 10_000_000, doc: 'Messages this node holds as mailbox per depositing node.' },
+    mailbox_max_per_node: { type: 'integer', default: 10_000, min: 0, max: 10_000_000, doc: 'Messages this node holds as mailbox per receiving node.' }
+  },
   store: {
     sync: { type: 'boolean', default: false, doc: 'fsync each write that a SIP reply acknowledges. Off, writes still survive a killed daemon, not a power cut.' }
   },

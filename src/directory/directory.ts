@@ -51,6 +51,8 @@ export interface DirectoryInit {
   resolveTimeout?: number
   /** Publish login records of local users. @default true */
   publishLogins?: boolean
+  /** peer ids or node names that hold messages for this node while it is offline (the record's `mailboxes`) @default [] */
+  mailboxes?: string[]
   search?: SearchInit
 }
 
@@ -148,7 +150,7 @@ export class Directory {
       domains: init.domains.slice(0, 8),
       addrs: components.p2p.addresses().filter(a => a.length <= 256).slice(0, 16),
       relays: [],
-      mailboxes: [],
+      mailboxes: (init.mailboxes ?? []).slice(0, 8),
       version: init.version.slice(0, 64)
     }, components.keys)
     await this.checkNotTaken('node', init.nodeName, options.signal)

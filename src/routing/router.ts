@@ -32,6 +32,8 @@ export interface RouterComponents {
   matchInviteForCancel: (cancel: SipRequest) => ServerTransaction | undefined
   /** other m1 nodes through the directory; absent when p2p is off (remote targets get 404) */
   remote?: Pick<RemoteTargets, 'byHost' | 'byLogin' | 'owns'>
+  /** store-and-forward messages (src/messaging); absent: MESSAGE gets 501 */
+  messages?: { accept: (req: SipRequest, flow: Flow) => Promise<SipResponse> }
   logger?: Logger
 }
 
@@ -94,6 +96,10 @@ export class Router implements TransactionUser {
         return this.respond(tx, this.options(req))
       case 'INVITE':
         return await this.invite(req, tx)
+      case 'MESSAGE':
+        // RFC 3428: stored, then 202; other nodes hand messages over /m1/msg/1.0.0, not here (403 above)
+        if (this.components.messages != null) return this.respond(tx, await this.components.messages.accept(req, tx.flow))
+        return this.respond(tx, createResponse(req, 501, 'Not Implemented', { toTag: newTag(), headers: [{ name: 'Allow', value: ALLOW }] }))
       default:
         return this.respond(tx, createResponse(req, 501, 'Not Implemented', { toTag: newTag(), headers: [{ name: 'Allow', value: ALLOW }] }))
     }

@@ -3,6 +3,7 @@ import { createResponse, type SipHeader, type SipRequest, type SipResponse } fro
 import { AuthBlockedError, AuthRequiredError } from '../users/index.js'
 import { InvalidSdpError, NoPortsError } from '../media/index.js'
 import { CallLimitError, RelayDeniedError, UnavailableError, UnknownTargetError } from './errors.js'
+import { InboxFullError, MessageDeniedError, MessageRateLimitError, MessageTooLargeError, UnknownRecipientError } from '../messaging/index.js'
 import { IntervalTooBriefError, InvalidRegisterError, OutOfOrderRegisterError, RegisterForbiddenError, TooManyContactsError } from '../registrar/index.js'
 
 /** Methods the node answers itself today; sent in Allow. */
@@ -31,6 +32,11 @@ export function errorResponse (req: SipRequest, err: unknown, toTag: string, log
   if (err instanceof RelayDeniedError) return reply(403, 'Forbidden')
   if (err instanceof NoPortsError) return reply(503, 'Service Unavailable', [{ name: 'Retry-After', value: '5' }])
   if (err instanceof InvalidSdpError) return reply(488, 'Not Acceptable Here')
+  if (err instanceof MessageTooLargeError) return reply(413, 'Request Entity Too Large')
+  if (err instanceof MessageRateLimitError) return reply(429, 'Too Many Requests', [{ name: 'Retry-After', value: String(err.retryAfterSeconds) }])
+  if (err instanceof InboxFullError) return reply(486, 'Busy Here')
+  if (err instanceof UnknownRecipientError) return reply(404, 'Not Found')
+  if (err instanceof MessageDeniedError) return reply(403, 'Forbidden')
   logger?.error({ err, callId: req.callId, method: req.method }, 'unexpected error')
   return reply(500, 'Server Internal Error')
 }

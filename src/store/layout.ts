@@ -11,6 +11,12 @@ export const SUBLEVELS = {
   time_cdr: { owner: 'routing', key: 'startedAt!callId', value: 'CallRecord (json)' },
   /** directory/: `<kind>!<name>` (kind node | login) -> NamePin (json): owner key of a name, pinned on first resolution */
   name_pin: { owner: 'directory', key: 'kind!name', value: 'NamePin (json)' },
+  /** messaging/: message id (ULID-like, time-sortable) -> MessageRecord (json): pending messages and recent history */
+  msgid_message: { owner: 'messaging', key: 'id', value: 'MessageRecord (json)' },
+  /** messaging/: destination node name -> NodeQueueState (json): outbox failures and persisted next attempt */
+  node_outbox: { owner: 'messaging', key: 'node', value: 'NodeQueueState (json)' },
+  /** messaging/: `<recipient peer id>!<message id>` -> MailboxEntry (json): messages held for other nodes */
+  peer_mailbox: { owner: 'messaging', key: 'peer!id', value: 'MailboxEntry (json)' },
   /** node.ts: setting name -> value (json): nonce secret, node name */
   setting_value: { owner: 'node', key: 'setting', value: 'json' }
 } as const

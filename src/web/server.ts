@@ -8,6 +8,7 @@ import type { Users, UserRecord } from '../users/index.js'
 import { ImportError, UnknownUserError, UserExistsError } from '../users/index.js'
 import type { Binding } from '../registrar/index.js'
 import type { CallRecord } from '../routing/index.js'
+import type { MessageRecord } from '../messaging/index.js'
 import type { Directory } from '../directory/index.js'
 import { BadQueryError, NameKeyChangedError, NameNotFoundError } from '../directory/index.js'
 import type { PeerInfo } from '../p2p/index.js'
@@ -16,6 +17,8 @@ export interface WebComponents {
   users: Pick<Users, 'add' | 'setPassword' | 'update' | 'remove' | 'list' | 'importCsv' | 'get'>
   location: { lookup: (aor: string) => Binding[] }
   records: { list: (opts: { since?: number, limit?: number }) => Promise<CallRecord[]> }
+  /** message history (src/messaging), when messaging runs: /api/messages */
+  messages?: { list: (opts: { login?: string, since?: number, limit?: number }) => Promise<MessageRecord[]> }
   /** the directory, when p2p runs: /api/resolve, /api/search */
   directory?: Pick<Directory, 'resolve' | 'find'>
   /** connected libp2p peers, when p2p runs: /api/peers */
@@ -143,6 +146,14 @@ export class WebServer {
         if (!Number.isFinite(since) || since < 0) throw new InvalidInputError('since', 'must be epoch milliseconds')
         const calls = await this.components.records.list({ since, limit: Number.isInteger(limit) && limit > 0 ? Math.min(limit, 100_000) : 1000 })
         return send(res, 200, { calls })
+      }
+      case 'GET /messages': {
+        const since = Number(url.searchParams.get('since') ?? '0')
+        const limit = Number(url.searchParams.get('limit') ?? '1000')
+        const user = url.searchParams.get('user') ?? undefined
+        if (!Number.isFinite(since) || since < 0) throw new InvalidInputError('since', 'must be epoch milliseconds')
+        const list = await this.components.messages?.list({ since, limit: Number.isInteger(limit) && limit > 0 ? Math.min(limit, 100_000) : 1000, ...(user != null && user !== '' ? { login: user } : {}) }) ?? []
+        return send(res, 200, { messages: list })
       }
       case 'GET /users': {
         const limit = Number(url.searchParams.get('limit') ?? '1000')
