@@ -113,7 +113,7 @@ export class Phone {
         }
         return
       }
-      case 'BYE': case 'UPDATE': case 'INFO': case 'OPTIONS': case 'NOTIFY':
+      case 'BYE': case 'UPDATE': case 'INFO': case 'OPTIONS': case 'NOTIFY': case 'MESSAGE':
         reply(200, req.method === 'UPDATE' && req.body.length > 0 ? { body: sdpFor(this.mediaPort, { version: 3 }) } : {})
         return
       case 'ACK':
