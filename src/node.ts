@@ -261,7 +261,7 @@ export class M1Node {
       isLocalDomain,
       ...(remote != null ? { remote } : {}),
       ...(this.directory != null ? { directory: this.directory } : {}),
-      ...(this.p2p != null ? { p2p: this.p2p } : {}),
+      ...(this.p2p != null ? { p2p: this.p2p, onPeerConnect: (listener: (peer: string) => void) => this.onPeerConnect(listener) } : {}),
       logger: forComponent(logger, 'messaging'),
       metrics
     }, {
@@ -282,6 +282,14 @@ export class M1Node {
       mailboxMaxPerNode: m.mailboxMaxPerNode,
       userAgent: `m1node/${VERSION}`
     })
+  }
+
+  /** Calls `listener` with the peer id of each new libp2p connection; returns the unsubscribe. */
+  private onPeerConnect (listener: (peer: string) => void): () => void {
+    const libp2p = this.p2p!.libp2p
+    const handler = (evt: CustomEvent<{ toString: () => string }>): void => { listener(evt.detail.toString()) }
+    libp2p.addEventListener('peer:connect', handler)
+    return () => { libp2p.removeEventListener('peer:connect', handler) }
   }
 
   /** The libp2p node (own datastore under <data>/p2p) and the directory; login records follow user changes. */

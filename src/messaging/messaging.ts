@@ -89,6 +89,8 @@ export interface MessagingComponents {
     handle: (protocol: string, handler: (frame: Record<string, unknown>, ctx: { peer: string, signal: AbortSignal }) => Promise<Record<string, unknown>>, options?: { maxInboundStreams?: number, timeoutMs?: number, maxFrameBytes?: number }) => Promise<void>
     unhandle: (protocol: string) => Promise<void>
   }
+  /** registers a listener for new connections with a peer (libp2p `peer:connect`): a node back online is tried at once */
+  onPeerConnect?: (listener: (peer: string) => void) => () => void
   logger?: Logger
   metrics?: Metrics
   now?: () => number
@@ -161,6 +163,9 @@ export class Messaging {
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>()
   private readonly mailboxCounts = { byDepositor: new Map<string, number>(), byNode: new Map<string, number>() }
   private interval?: ReturnType<typeof setInterval>
+  private offPeerConnect?: () => void
+  /** peer id of each destination node, as last resolved */
+  private readonly nodePeers = new Map<string, string>()
   private running = false
   private readonly now: () => number
   private readonly cfg: Required<Omit<MessagingInit, 'nodeName'>> & { nodeName: string }
@@ -229,6 +234,7 @@ export class Messaging {
       await p2p.handle(MSG_PROTOCOL, async (frame, ctx) => await this.serveMsg(frame, ctx.peer, ctx.signal), { maxInboundStreams: 32, timeoutMs: 10_000, maxFrameBytes: MAX_MSG_FRAME_BYTES })
     }
     this.components.location.addEventListener('contact:added', this.onContact)
+    this.offPeerConnect = this.components.onPeerConnect?.((peer) => { this.peerConnected(peer) })
     for (const login of this.localQueues.keys()) this.kickLocal(login)
     for (const node of this.remoteQueues.keys()) this.kickRemote(node)
     this.interval = setInterval(() => { void this.housekeeping() }, Math.min(this.cfg.mailboxPollInterval, 60) * 1000)
@@ -238,6 +244,7 @@ export class Messaging {
   async stop (): Promise<void> {
     this.running = false
     this.components.location.removeEventListener('contact:added', this.onContact)
+    this.offPeerConnect?.()
     if (this.interval != null) clearInterval(this.interval)
     for (const t of this.timers.values()) clearTimeout(t)
     this.timers.clear()
@@ -492,6 +499,18 @@ export class Messaging {
 
   // ---- other nodes: /m1/msg/1.0.0
 
+  /** A connection with a node we hold messages for: its backoff ends now. */
+  private peerConnected (peer: string): void {
+    for (const [node, p] of this.nodePeers) {
+      if (p !== peer || !this.remoteQueues.has(node)) continue
+      const st = this.nodeStates.get(node)
+      if (st != null) this.nodeStates.set(node, { ...st, nextAttemptAt: 0 })
+      const t = this.timers.get(`r:${node}`)
+      if (t != null) { clearTimeout(t); this.timers.delete(`r:${node}`) }
+      this.kickRemote(node)
+    }
+  }
+
   private kickRemote (node: string): void {
     if (!this.running || this.draining.has(`r:${node}`)) return
     this.draining.add(`r:${node}`)
@@ -519,6 +538,7 @@ export class Messaging {
       try {
         if (remote == null || p2p == null) throw new Error('p2p is off')
         const target = await remote.byHost(node, { signal: AbortSignal.timeout(10_000) })
+        this.nodePeers.set(node, target.peerId)
         const answer = await p2p.request(target.peerId, MSG_PROTOCOL, { type: 'deliver', messages: batch.map(wireOf) }, { signal: AbortSignal.timeout(15_000), maxFrameBytes: MAX_MSG_FRAME_BYTES })
         await this.applyResults(batch, answer, 'node')
         if (st.failures > 0 || st.nextAttemptAt > 0) await this.setNodeState(node, { failures: 0, nextAttemptAt: 0 })

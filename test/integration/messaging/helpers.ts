@@ -13,6 +13,8 @@ export interface SendOptions {
   headers?: string[]
   /** false: do not answer a 407 */
   auth?: boolean
+  /** per request @default 10000 */
+  timeoutMs?: number
 }
 
 /** Sends a MESSAGE (RFC 3428) from a phone, answering the 407 challenge; resolves with the final response. */
@@ -29,8 +31,9 @@ export async function sendMessage (phone: Phone, target: string, body: string | 
       `Content-Length: ${b.length}`, '', b.toString('latin1')
     ].join('\r\n')
   }
-  let res = await phone.request(build(), 10_000)
-  if (res.status === 407 && opts.auth !== false) res = await phone.request(build(phone.authorize(res, 'MESSAGE', uri, 'Proxy-Authenticate')), 10_000)
+  const t = opts.timeoutMs ?? 10_000
+  let res = await phone.request(build(), t)
+  if (res.status === 407 && opts.auth !== false) res = await phone.request(build(phone.authorize(res, 'MESSAGE', uri, 'Proxy-Authenticate')), t)
   return res
 }
 
