@@ -166,6 +166,8 @@ export class Messaging {
   private offPeerConnect?: () => void
   /** peer id of each destination node, as last resolved */
   private readonly nodePeers = new Map<string, string>()
+  /** delivery status gathered per origin peer before it is sent */
+  private readonly statusQueue = new Map<string, Array<{ id: string, state: string }>>()
   private running = false
   private readonly now: () => number
   private readonly cfg: Required<Omit<MessagingInit, 'nodeName'>> & { nodeName: string }
@@ -398,8 +400,10 @@ export class Messaging {
         return
       }
       const outcome = await this.toDevices(rec, bindings)
-      if (outcome.kind === 'delivered') await this.finish(rec, 'delivered')
-      else if (outcome.kind === 'failed') await this.finish(rec, 'failed', outcome.note)
+      // the state write is queued in order and not awaited: the next message goes out meanwhile (a crash before it
+      // lands means this one is delivered again, with the same id)
+      if (outcome.kind === 'delivered') this.finish(rec, 'delivered').catch(err => this.components.logger?.error({ err, id: rec.id }, 'cannot record delivery'))
+      else if (outcome.kind === 'failed') this.finish(rec, 'failed', outcome.note).catch(err => this.components.logger?.error({ err, id: rec.id }, 'cannot record failure'))
       else {
         rec.attempts++
         rec.nextAttemptAt = this.now() + this.backoff(rec.attempts)
@@ -580,16 +584,19 @@ export class Messaging {
       }
     }
     let n = 0
+    const writes: Array<Promise<void>> = []
     for (const rec of batch) {
       if (accepted.has(rec.id)) {
         n++
-        await this.finish(rec, 'delivered', to === 'mailbox' ? `mailbox:${mailbox ?? ''}` : undefined, true)
+        writes.push(this.finish(rec, 'delivered', to === 'mailbox' ? `mailbox:${mailbox ?? ''}` : undefined, true))
       } else {
         const code = rejected.get(rec.id)
         // a full inbox or mailbox is a reason to wait, not to give up
-        if (code != null && code !== 'inbox-full' && code !== 'mailbox-full' && to === 'node') await this.finish(rec, 'failed', code)
+        if (code != null && code !== 'inbox-full' && code !== 'mailbox-full' && to === 'node') writes.push(this.finish(rec, 'failed', code))
       }
     }
+    // one group commit for the whole batch
+    await Promise.all(writes)
     return n
   }
 
@@ -657,35 +664,46 @@ export class Messaging {
   private async statusFrom (updates: unknown, peer: string, signal: AbortSignal): Promise<Record<string, unknown>> {
     if (!Array.isArray(updates) || updates.length > 1000) return { type: 'error', code: 'bad-request', message: 'updates must be a list' }
     const nodes = new Map<string, string | undefined>()
+    const done: MessageRecord[] = []
     for (const u of updates) {
       const id = (u as { id?: unknown })?.id
       const state = (u as { state?: unknown })?.state
       if (typeof id !== 'string' || (state !== 'delivered' && state !== 'failed')) continue
-      const rec = await this.components.messages.get(id)
+      const rec = this.pending.get(id) ?? await this.components.messages.get(id)
       if (rec?.toNode == null || rec.state === 'delivered' || rec.state === 'failed') continue
       if (!nodes.has(rec.toNode)) nodes.set(rec.toNode, await this.components.remote?.byHost(rec.toNode, { signal }).then(n => n.peerId, () => undefined))
       if (nodes.get(rec.toNode) !== peer) continue
-      const done: MessageRecord = { ...rec, state, updatedAt: this.now() }
-      await this.journal.write([{ type: 'put', key: id, value: done }])
-      await this.notifySender(done, state)
+      done.push({ ...rec, state, updatedAt: this.now() })
     }
+    await this.journal.write(done.map(r => ({ type: 'put', key: r.id, value: r })))
+    for (const r of done) await this.notifySender(r, r.state as 'delivered' | 'failed')
     return { type: 'ok' }
   }
 
-  /** Best effort: tells the sending node what became of its messages (a few tries). */
+  /** Best effort: tells the sending node what became of its messages, gathered for 20 ms per peer (a few tries). */
   private reportToOrigin (peer: string, updates: Array<{ id: string, state: string }>): void {
     const p2p = this.components.p2p
     if (p2p == null) return
-    void (async () => {
-      for (let i = 0; i < 3 && this.running; i++) {
-        try {
-          await p2p.request(peer, MSG_PROTOCOL, { type: 'status', updates }, { signal: AbortSignal.timeout(10_000) })
-          return
-        } catch {
-          await new Promise(resolve => setTimeout(resolve, 2000 * (i + 1)).unref())
+    const queued = this.statusQueue.get(peer)
+    if (queued != null) { queued.push(...updates); return }
+    this.statusQueue.set(peer, [...updates])
+    setTimeout(() => {
+      const all = this.statusQueue.get(peer) ?? []
+      this.statusQueue.delete(peer)
+      void (async () => {
+        for (let from = 0; from < all.length; from += 1000) {
+          const part = all.slice(from, from + 1000)
+          for (let i = 0; i < 3 && this.running; i++) {
+            try {
+              await p2p.request(peer, MSG_PROTOCOL, { type: 'status', updates: part }, { signal: AbortSignal.timeout(10_000) })
+              break
+            } catch {
+              await new Promise(resolve => setTimeout(resolve, 2000 * (i + 1)).unref())
+            }
+          }
         }
-      }
-    })()
+      })()
+    }, 20).unref()
   }
 
   // ---- mailboxes: /m1/mailbox/1.0.0
