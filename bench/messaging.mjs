@@ -11,7 +11,7 @@ import { spawn, execSync } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { createServer } from 'node:net'
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs'
-import { cpus, tmpdir } from 'node:os'
+import { cpus, tmpdir, loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { randomBytes } from 'node:crypto'
@@ -274,6 +274,7 @@ async function scenario (label, senderNode, receiverNode, receiverDomain, rate =
   }
 }
 
+const loadBefore = loadavg()[0]
 const users = [...Array.from({ length: PAIRS }, (_, i) => `s${i}`), ...Array.from({ length: PAIRS }, (_, i) => `r${i}`)]
 const results = []
 try {
@@ -293,13 +294,13 @@ try {
   for (const c of children) { try { c.child.kill('SIGKILL') } catch {} rmSync(c.dir, { recursive: true, force: true }) }
 }
 
-const meta = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, messages: MESSAGES, pairs: PAIRS, window: WINDOW, note: 'loopback; nodes and load generator share the machine' }
+const meta = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, messages: MESSAGES, pairs: PAIRS, window: WINDOW, note: 'loopback; nodes and load generator share the machine', loadAverageBefore: Math.round(loadBefore * 100) / 100, loadAverageAfter: Math.round(loadavg()[0] * 100) / 100 }
 mkdirSync(join(here, 'results'), { recursive: true })
 writeFileSync(join(here, 'results', 'messaging.json'), JSON.stringify({ meta, results }, null, 2) + '\n')
 const md = [
   '# bench/messaging.mjs',
   '',
-  `${meta.date}, Node ${meta.node}, ${meta.cpus} CPUs (${meta.cpuModel ?? '?'}), ${MESSAGES} messages, ${PAIRS} sender→receiver pairs, ${WINDOW} outstanding MESSAGEs per sender. ${meta.note}.`,
+  `${meta.date}, Node ${meta.node}, ${meta.cpus} CPUs (${meta.cpuModel ?? '?'}), ${MESSAGES} messages, ${PAIRS} sender→receiver pairs, ${WINDOW} outstanding MESSAGEs per sender. ${meta.note}; 1-minute load average ${meta.loadAverageBefore} before, ${meta.loadAverageAfter} after.`,
   'Every 202 follows a fsynced LevelDB batch (group commit). Latency is from the MESSAGE leaving the sender to its 202 (accept) and to its arrival at the receiving device (delivery).',
   '',
   '| case | load | messages | delivered/s | accepted/s | accept p50 / p99 ms | delivery p50 / p99 ms | lost | node CPU s (sender / receiver) |',

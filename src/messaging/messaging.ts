@@ -142,6 +142,9 @@ const PERMANENT = (s: number): boolean => s >= 400 && s < 500 && ![408, 429, 480
 
 const MESSAGE_ID_HEADER = 'M1-Message-ID'
 
+/** Refusals of a receiving node that retrying cannot change; any other code (forbidden while the sender's record cannot be read yet, inbox-full, ...) is retried. */
+const FINAL_CODES = new Set(['unknown-user', 'bad-message', 'conflict'])
+
 type Outcome = { kind: 'delivered' } | { kind: 'retry' } | { kind: 'failed', note: string }
 
 /**
@@ -591,8 +594,8 @@ export class Messaging {
         writes.push(this.finish(rec, 'delivered', to === 'mailbox' ? `mailbox:${mailbox ?? ''}` : undefined, true))
       } else {
         const code = rejected.get(rec.id)
-        // a full inbox or mailbox is a reason to wait, not to give up
-        if (code != null && code !== 'inbox-full' && code !== 'mailbox-full' && to === 'node') writes.push(this.finish(rec, 'failed', code))
+        // a full inbox, or a sender the receiver could not verify yet, is a reason to wait, not to give up
+        if (code != null && FINAL_CODES.has(code) && to === 'node') writes.push(this.finish(rec, 'failed', code))
       }
     }
     // one group commit for the whole batch
@@ -831,14 +834,16 @@ export class Messaging {
           for (const [depositor, list] of byDepositor) {
             const res = await this.receive(list, depositor, peer, options.signal ?? AbortSignal.timeout(10_000))
             for (const id of Array.isArray(res.accepted) ? res.accepted as string[] : []) ids.push(id)
-            // refused ones are reported to their sender, then dropped from the mailbox
-            const refused = Array.isArray(res.rejected) ? res.rejected as Array<{ id: string }> : []
+            // refused for good: reported to their sender, then dropped from the mailbox; the rest stays for the next pull
+            const refused = (Array.isArray(res.rejected) ? res.rejected as Array<{ id: string, code: string }> : []).filter(r => FINAL_CODES.has(r.code))
             if (refused.length > 0) this.reportToOrigin(depositor, refused.map(r => ({ id: r.id, state: 'failed' })))
             for (const r of refused) ids.push(r.id)
           }
           total += ids.length
-          await p2p.request(peer, MAILBOX_PROTOCOL, { type: 'ack', ids }, options)
           if (ids.length === 0) break
+          await p2p.request(peer, MAILBOX_PROTOCOL, { type: 'ack', ids }, options)
+          // what was not taken would come back at once: leave it for the next pull
+          if (ids.length < messages.length) break
         }
       } catch (err) {
         this.components.logger?.debug({ err, mailbox: peer }, 'mailbox pull failed')

@@ -35,7 +35,7 @@ describe('messages across nodes (/m1/msg/1.0.0, /m1/mailbox/1.0.0)', () => {
   const startB = async (dataDir?: string): Promise<TestNode> => await startNode({
     name: 'node-b',
     ...(dataDir != null ? { dataDir } : {}),
-    config: { ...CONFIG, p2p: { bootstrap: m.node.p2p!.addresses() }, messaging: { ...CONFIG.messaging, mailboxes: [m.node.info().peerId] } }
+    config: { ...CONFIG, p2p: { bootstrap: m.node.p2p!.addresses() }, messaging: { ...CONFIG.messaging, mailboxes: [m.node.info().peerId], mailbox_poll_interval: 5 } }
   })
 
   beforeEach(async () => {
@@ -101,6 +101,19 @@ describe('messages across nodes (/m1/msg/1.0.0, /m1/mailbox/1.0.0)', () => {
     // node-m claims to speak for node-a
     const forged = await m.node.p2p!.request(peerB, MSG_PROTOCOL, { ...frame, messages: [{ ...frame.messages[0]!, id: new MessageIds().next() }] })
     expect(forged).toMatchObject({ accepted: [], rejected: [{ code: 'forbidden' }] })
+  }, 30_000)
+
+  it('answers malformed frames with errors and keeps mailboxes to their owners', async () => {
+    const peerB = b!.node.info().peerId
+    const peerM = m.node.info().peerId
+    await expect(a.node.p2p!.request(peerB, MSG_PROTOCOL, { type: 'deliver', messages: 'x' })).rejects.toThrow(/list/)
+    await expect(a.node.p2p!.request(peerB, MSG_PROTOCOL, { type: 'what' })).rejects.toThrow(/unknown frame type/)
+    const bad = await a.node.p2p!.request(peerB, MSG_PROTOCOL, { type: 'deliver', messages: [{ id: 'x' }, 42, null] })
+    expect(bad).toMatchObject({ accepted: [], rejected: [{ code: 'bad-message' }, { code: 'bad-message' }, { code: 'bad-message' }] })
+    // node-a names no mailbox: node-m holds nothing for it
+    await expect(a.node.p2p!.request(peerM, '/m1/mailbox/1.0.0', { type: 'deposit', node: 'node-a', messages: [] })).rejects.toThrow(/no mailbox/)
+    // a pull answers only what is held for the pulling peer
+    expect(await a.node.p2p!.request(peerM, '/m1/mailbox/1.0.0', { type: 'pull' })).toEqual({ type: 'messages', messages: [] })
   }, 30_000)
 
   it('an offline node gets its messages through its mailbox when it starts again', async () => {

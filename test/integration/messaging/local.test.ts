@@ -3,6 +3,7 @@ import { startNode, type TestNode } from '../../helpers/node.js'
 import { Phone } from '../../helpers/phone.js'
 import { getHeader } from '../../../src/sip/message/index.js'
 import { bodiesOf, messagesOf, sendMessage, until } from './helpers.js'
+import { runCli } from '../../helpers/cli.js'
 
 // one node, real UDP phones: MESSAGE between local users, held for offline users, limits
 describe('messages between local users', () => {
@@ -85,6 +86,25 @@ describe('messages between local users', () => {
     await until(() => bodiesOf(dave).length === 1, 10_000, 'message after restart')
     expect(bodiesOf(dave)).toEqual(['before restart'])
   }, 20_000)
+
+  it('m1node msg list shows a user\'s history from the control API and, with the daemon down, from the store', async () => {
+    const n = await node()
+    await users(n, 'alice', 'hank')
+    const alice = await phone(n, 'alice')
+    const res = await sendMessage(alice, 'hank', 'listed')
+    expect(res.status).toBe(202)
+    const id = getHeader(res, 'M1-Message-ID')!
+    await until(async () => (await n.node.messaging!.list({ login: 'hank' }))[0]?.state === 'stored', 5000, 'stored state')
+    const live = await runCli(['msg', 'list', '--user', 'alice', '--data', n.dataDir])
+    expect(live.code, live.stderr).toBe(0)
+    expect(live.stdout).toMatch(new RegExp(`${id}\\s+alice@msg-node\\s+->\\s+hank\\s+stored\\s+text/plain`))
+    nodes.splice(nodes.indexOf(n), 1)
+    await n.node.stop()
+    const offline = await runCli(['msg', 'list', '--user', 'hank', '--json', '--data', n.dataDir], { env: { M1NODE_NODE_NAME: 'msg-node' } })
+    expect(offline.code, offline.stderr).toBe(0)
+    expect(JSON.parse(offline.stdout.trim())).toMatchObject({ id, from: 'alice@msg-node', to: 'hank', state: 'stored' })
+    expect((await runCli(['msg', 'list', '--user', 'nobody', '--data', n.dataDir])).stdout).toBe('')
+  }, 30_000)
 
   it('delivers to every device of the receiver and retries a device that failed', async () => {
     const n = await node()
