@@ -356,8 +356,12 @@ export class Messaging {
     this.pending.delete(rec.id)
     const q = map.get(key)
     if (q == null) return
-    const i = q.indexOf(rec.id)
-    if (i >= 0) q.splice(i, 1)
+    // nearly always the head: the queues are drained in order
+    if (q[0] === rec.id) q.shift()
+    else {
+      const i = q.indexOf(rec.id)
+      if (i >= 0) q.splice(i, 1)
+    }
     if (q.length === 0) map.delete(key)
   }
 
@@ -534,9 +538,9 @@ export class Messaging {
       const q = this.remoteQueues.get(node)
       if (q == null || q.length === 0) return
       const now = this.now()
-      for (const id of [...q]) {
-        const rec = this.pending.get(id)!
-        if (now - rec.at > this.cfg.messageTtl * 1000) await this.finish(rec, 'failed', 'expired')
+      // ids sort by acceptance time: the expired ones are at the head
+      for (let head = this.pending.get(q[0]!); head != null && now - head.at > this.cfg.messageTtl * 1000; head = this.pending.get(this.remoteQueues.get(node)?.[0] ?? '')) {
+        await this.finish(head, 'failed', 'expired')
       }
       const st = this.nodeStates.get(node) ?? { failures: 0, nextAttemptAt: 0 }
       if (st.nextAttemptAt > now) return this.schedule(`r:${node}`, st.nextAttemptAt, () => { this.kickRemote(node) })
