@@ -169,6 +169,8 @@ export class Messaging {
   private offPeerConnect?: () => void
   /** peer id of each destination node, as last resolved */
   private readonly nodePeers = new Map<string, string>()
+  /** every message id on record -> the peer it came from ('' for ours): the dedup window, kept in memory */
+  private readonly known = new Map<string, string>()
   /** delivery status gathered per origin peer before it is sent */
   private readonly statusQueue = new Map<string, Array<{ id: string, state: string }>>()
   private running = false
@@ -228,6 +230,7 @@ export class Messaging {
     this.running = true
     for await (const [, rec] of this.components.messages.entries()) {
       if (rec.queue != null) this.enqueue(rec)
+      this.known.set(rec.id, rec.origin ?? '')
     }
     for await (const [name, st] of this.components.nodes.entries()) this.nodeStates.set(name, st)
     for await (const [, e] of this.components.mailbox.entries()) this.countMailbox(e, 1)
@@ -319,6 +322,7 @@ export class Messaging {
   }
 
   private async store (req: SipRequest, rec: MessageRecord): Promise<SipResponse> {
+    this.known.set(rec.id, '')
     await this.journal.write([{ type: 'put', key: rec.id, value: rec }])
     this.counters.accepted?.inc({ from: 'sip' })
     this.components.logger?.debug({ id: rec.id, from: rec.from, to: rec.to, node: rec.toNode }, 'message accepted')
@@ -503,6 +507,7 @@ export class Messaging {
     const recipient = rec.toNode != null ? `${rec.to}@${rec.toNode}` : `${rec.to}@${this.cfg.domain}`
     const body = imdnBody({ messageId: rec.id, datetime: new Date(at).toISOString(), recipient: `sip:${recipient}`, status: state })
     const n: MessageRecord = { id: this.ids.next(at), from: recipient, to: rec.fromLogin, type: IMDN_TYPE, body: Buffer.from(body).toString('base64'), at, state: 'accepted', queue: 'local', attempts: 0, nextAttemptAt: 0, updatedAt: at }
+    this.known.set(n.id, '')
     await this.journal.write([{ type: 'put', key: n.id, value: n }])
     this.enqueue(n)
     this.kickLocal(n.to)
@@ -640,10 +645,10 @@ export class Messaging {
         rejected.push({ id: m.id, code: 'forbidden' })
         continue
       }
-      const known = this.pending.get(m.id) ?? writes.find(w => w.id === m.id) ?? await this.components.messages.get(m.id)
-      if (known != null) {
+      const origin = this.known.get(m.id) ?? writes.find(w => w.id === m.id)?.origin
+      if (origin != null) {
         // at-least-once: a message seen before is acknowledged again, never delivered twice
-        if (known.origin === sender) accepted.push(m.id)
+        if (origin === sender) accepted.push(m.id)
         else rejected.push({ id: m.id, code: 'conflict' })
         continue
       }
@@ -659,6 +664,7 @@ export class Messaging {
       accepted.push(m.id)
     }
     await this.journal.write(writes.map(r => ({ type: 'put', key: r.id, value: r })))
+    for (const r of writes) this.known.set(r.id, sender)
     for (const r of writes) {
       this.counters.accepted?.inc({ from: sender === via ? 'node' : 'mailbox' })
       this.enqueue(r)
@@ -870,6 +876,7 @@ export class Messaging {
         if (rec.queue == null && idTime(k) < now - this.cfg.historyTtl * 1000) old.push(k)
       }
       if (old.length > 0) await this.journal.write(old.map(key => ({ type: 'del', key })))
+      for (const key of old) this.known.delete(key)
     } catch (err) {
       this.components.logger?.warn({ err }, 'messaging housekeeping failed')
     }
