@@ -8,9 +8,9 @@ import { Store } from './store/index.js'
 import { NonceManager, FailureLimiter, type DigestAlgorithm } from './sip/auth/index.js'
 import { SipStack } from './sip/stack.js'
 import { createRequest, newBranch, newCallId, newTag, parseUri, type SipRequest } from './sip/message/index.js'
-import { Users, Authenticator } from './users/index.js'
+import { Users, Authenticator, Pbx, parseTrunkUser, type PbxSettings } from './users/index.js'
 import { Location, Registrar, Keepalive, type Binding } from './registrar/index.js'
-import { Router, B2bua, CallRecords, RemoteTargets, P2pSipTransport, type CallRecord } from './routing/index.js'
+import { Router, B2bua, CallRecords, RemoteTargets, P2pSipTransport, PbxRouting, UpstreamRegistrations, type CallRecord, type UpstreamStatus } from './routing/index.js'
 import { MediaRelay } from './media/index.js'
 import type { LocalEnd } from './sip/dialog/index.js'
 import type { TransportName } from './sip/message/index.js'
@@ -40,6 +40,8 @@ export interface NodeInfo {
   registrations: number
   /** libp2p addresses (each ending in /p2p/<peer id>) when p2p runs */
   p2p?: string[]
+  /** registrations to upstream providers (`[[upstream]]`), when any */
+  upstream?: UpstreamStatus[]
 }
 
 /**
@@ -51,6 +53,8 @@ export class M1Node {
   readonly metrics = new PromMetrics({ defaultMetrics: true })
   readonly store: Store
   users!: Users
+  pbx!: Pbx
+  upstream?: UpstreamRegistrations
   location!: Location
   stack!: SipStack
   calls!: B2bua
@@ -121,9 +125,11 @@ export class M1Node {
     const isLocalDomain = (host: string): boolean => this.localHosts.has(host.toLowerCase().replace(/^\[|\]$/g, ''))
 
     const users = this.users = new Users({ store: this.store }, { realm: this.realm })
+    const pbx = this.pbx = new Pbx({ store: this.store, userExists: async (login) => await users.get(login) != null }, { realm: this.realm, defaultDistribution: config.pbx.distribution as PbxSettings['distribution'] })
     const location = this.location = new Location({ table: this.store.table<Binding[]>('aor_contacts'), sync: config.store.sync, logger: forComponent(logger, 'registrar:location'), metrics })
     const authenticator = new Authenticator({
-      users,
+      // a trunk's username is `<login>_<name>` (docs/pbx.md)
+      users: { credentials: async (principal) => parseTrunkUser(principal) != null ? await pbx.credentials(principal) : await users.credentials(principal) },
       nonces: new NonceManager({ secret: Buffer.from(secret, 'base64'), lifetimeMs: config.auth.nonceLifetime * 1000 }),
       limiter: new FailureLimiter({ maxFailures: config.auth.maxFailures, windowMs: config.auth.failureWindow * 1000, blockMs: config.auth.blockTime * 1000 }),
       logger: forComponent(logger, 'auth'),
@@ -131,6 +137,7 @@ export class M1Node {
     }, { realm: this.realm, algorithms: config.auth.algorithms as DigestAlgorithm[] })
     const registrar = new Registrar({
       authenticate: async (req, source) => await authenticator.authenticate(req, source),
+      principal: (p) => { const t = parseTrunkUser(p); return t != null ? { login: t.login, trunk: t.name } : { login: p } },
       location,
       isLocalDomain,
       logger: forComponent(logger, 'registrar'),
@@ -198,6 +205,26 @@ export class M1Node {
     const remote = directory != null
       ? new RemoteTargets({ directory, selfPeerId: () => this.identity.peerId, logger: forComponent(logger, 'routing:targets') })
       : undefined
+    const upstream = config.upstream.length > 0
+      ? this.upstream = new UpstreamRegistrations({ stack, localEnd, logger: forComponent(logger, 'routing:upstream'), metrics }, {
+        accounts: config.upstream.map(u => ({
+          server: u.server,
+          username: u.username,
+          password: u.password,
+          ...(u.authUsername !== '' ? { authUsername: u.authUsername } : {}),
+          ...(u.domain !== '' ? { domain: u.domain } : {}),
+          expiry: u.expiry,
+          transport: u.transport as 'udp',
+          ...(u.contactUser !== '' ? { contactUser: u.contactUser } : {})
+        }))
+      })
+      : undefined
+    const providers = new Set(config.pbx.didProviders)
+    const pbxRouting = new PbxRouting({
+      pbx,
+      isProvider: (address) => providers.has(address) || upstream?.isServer(address) === true,
+      logger: forComponent(logger, 'routing:pbx')
+    }, { domain: this.domain })
     const router = new Router({
       registrar,
       authenticate: async (req, source) => await authenticator.authenticate(req, source, { proxy: true }),
@@ -207,6 +234,7 @@ export class M1Node {
       isLocalDomain,
       matchInviteForCancel: (cancel) => stack.transactions.matchInviteForCancel(cancel),
       ...(remote != null ? { remote } : {}),
+      pbx: pbxRouting,
       logger: forComponent(logger, 'routing')
     }, { server: `m1node/${VERSION}`, domain: this.domain, nodeName: this.name, allowAnonymous: config.routing.allowAnonymous, sipEgress: config.routing.sipEgress })
     stack.setUser(router)
@@ -222,11 +250,13 @@ export class M1Node {
     media?.addEventListener('media:timeout', (evt) => { calls.mediaTimeout((evt as CustomEvent<{ callId: string }>).detail.callId) })
     // calls stop before the stack so that their BYEs and CANCELs still leave; media after the calls it carries
     if (media != null) this.started.push(media)
-    this.started.push(location, stack, calls, keepalive)
+    this.started.push(pbx, location, stack, calls, keepalive)
+    if (upstream != null) this.started.push(upstream)
     if (config.web.enabled) {
       this.web = new WebServer({
         users,
         location,
+        pbx: this.pbx,
         records,
         ...(this.directory != null ? { directory: this.directory } : {}),
         ...(this.p2p != null ? { peers: async () => await this.p2p!.peers() } : {}),
@@ -256,6 +286,7 @@ export class M1Node {
       keys: ed25519Keys(this.identity.privateKey),
       pins: this.store.table<NamePin>('name_pin'),
       localUsers: async () => (await users.list()).map(u => ({ login: u.login, ...(u.displayName != null ? { displayName: u.displayName } : {}), listed: u.listed === true })),
+      ...(config.pbx.announceDids ? { localDids: async () => (await this.pbx.listDids()).map(d => d.did) } : {}),
       logger: forComponent(logger, 'directory'),
       metrics
     }, {
@@ -275,6 +306,10 @@ export class M1Node {
     users.addEventListener('user:added', changed)
     users.addEventListener('user:changed', changed)
     users.addEventListener('user:removed', (evt) => { directory.userRemoved((evt as CustomEvent<{ login: string }>).detail.login) })
+    if (config.pbx.announceDids) {
+      this.pbx.addEventListener('did:added', (evt) => { directory.didAdded((evt as CustomEvent<{ did: { did: string } }>).detail.did.did) })
+      this.pbx.addEventListener('did:removed', (evt) => { directory.didRemoved((evt as CustomEvent<{ did: string }>).detail.did) })
+    }
     this.started.push(p2p, directory)
   }
 
@@ -323,7 +358,8 @@ export class M1Node {
       ...(this.web != null ? { web: this.web.url } : {}),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       registrations: this.location?.size ?? 0,
-      ...(this.p2p?.started === true ? { p2p: this.p2p.addresses() } : {})
+      ...(this.p2p?.started === true ? { p2p: this.p2p.addresses() } : {}),
+      ...(this.upstream != null ? { upstream: this.upstream.status() } : {})
     }
   }
 }

@@ -15,8 +15,8 @@ export const SUBLEVELS = {
   trunk_entry: { owner: 'users', key: 'login!name', value: 'TrunkRecord (json)' },
   /** users/: login -> PbxSettings (json): inbound mode (main | extensions), distribution, aliases */
   login_pbx: { owner: 'users', key: 'login', value: 'PbxSettings (json)' },
-  /** users/: E.164 number (`+15551234567`) -> DidRecord (json): the login (and extension) a DID reaches */
-  did_target: { owner: 'users', key: 'e164', value: 'DidRecord (json)' },
+  /** users/: E.164 number (`+15551234567`) -> DidRoute (json): the login (and extension) a DID reaches */
+  did_target: { owner: 'users', key: 'e164', value: 'DidRoute (json)' },
   /** node.ts: setting name -> value (json): nonce secret, node name */
   setting_value: { owner: 'node', key: 'setting', value: 'json' }
 } as const

@@ -56,7 +56,7 @@ export interface PbxSettings {
 }
 
 /** A number routed to a login (or one of its extensions). */
-export interface DidRecord {
+export interface DidRoute {
   did: string
   login: string
   ext?: string
@@ -98,7 +98,7 @@ export interface PbxTarget {
 }
 
 export interface PbxEvents {
-  'did:added': CustomEvent<{ did: DidRecord }>
+  'did:added': CustomEvent<{ did: DidRoute }>
   'did:removed': CustomEvent<{ did: string }>
 }
 
@@ -106,7 +106,7 @@ export interface PbxEvents {
 export class Pbx extends EventTarget {
   private readonly trunks: Table<TrunkRecord>
   private readonly settings: Table<PbxSettings>
-  private readonly dids: Table<DidRecord>
+  private readonly dids: Table<DidRoute>
   /** static trunks by source address, kept in memory: looked up on every INVITE */
   private byAddress = new Map<string, TrunkRecord>()
   private readonly trunkCache = new Map<string, TrunkRecord[]>()
@@ -115,7 +115,7 @@ export class Pbx extends EventTarget {
     super()
     this.trunks = components.store.table<TrunkRecord>('trunk_entry')
     this.settings = components.store.table<PbxSettings>('login_pbx')
-    this.dids = components.store.table<DidRecord>('did_target')
+    this.dids = components.store.table<DidRoute>('did_target')
   }
 
   async start (): Promise<void> { await this.reloadStatic() }
@@ -292,7 +292,7 @@ export class Pbx extends EventTarget {
 
   // ---- DIDs ----
 
-  async addDid (number: string, target: string): Promise<DidRecord> {
+  async addDid (number: string, target: string): Promise<DidRoute> {
     const did = checkE164(number)
     const dot = target.indexOf('.')
     let login = normalizeLogin(target)
@@ -305,7 +305,7 @@ export class Pbx extends EventTarget {
     }
     if (!await this.components.userExists(login)) throw new UnknownUserError(login)
     if (await this.dids.get(did) != null) throw new DidExistsError(did)
-    const rec: DidRecord = { did, login, ...(ext != null ? { ext } : {}), createdAt: Date.now() }
+    const rec: DidRoute = { did, login, ...(ext != null ? { ext } : {}), createdAt: Date.now() }
     await this.dids.put(did, rec, { sync: true })
     this.dispatchEvent(new CustomEvent('did:added', { detail: { did: rec } }))
     return rec
@@ -318,13 +318,13 @@ export class Pbx extends EventTarget {
     this.dispatchEvent(new CustomEvent('did:removed', { detail: { did } }))
   }
 
-  async getDid (number: string): Promise<DidRecord | undefined> {
+  async getDid (number: string): Promise<DidRoute | undefined> {
     const did = didOf(number)
     return did != null ? await this.dids.get(did) : undefined
   }
 
-  async listDids (login?: string): Promise<DidRecord[]> {
-    const out: DidRecord[] = []
+  async listDids (login?: string): Promise<DidRoute[]> {
+    const out: DidRoute[] = []
     for await (const [, d] of this.dids.entries()) if (login == null || d.login === login) out.push(d)
     return out
   }
