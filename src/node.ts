@@ -126,6 +126,10 @@ export class M1Node {
 
     const users = this.users = new Users({ store: this.store }, { realm: this.realm })
     const pbx = this.pbx = new Pbx({ store: this.store, userExists: async (login) => await users.get(login) != null }, { realm: this.realm, defaultDistribution: config.pbx.distribution as PbxSettings['distribution'] })
+    // a removed login takes its trunks and DIDs with it
+    users.addEventListener('user:removed', (evt) => {
+      void pbx.forget((evt as CustomEvent<{ login: string }>).detail.login).catch((err: unknown) => { logger.error({ err }, 'cannot remove the trunks and DIDs of a removed user') })
+    })
     const location = this.location = new Location({ table: this.store.table<Binding[]>('aor_contacts'), sync: config.store.sync, logger: forComponent(logger, 'registrar:location'), metrics })
     const authenticator = new Authenticator({
       // a trunk's username is `<login>_<name>` (docs/pbx.md)

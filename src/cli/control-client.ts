@@ -147,7 +147,11 @@ class StoreAdmin implements Admin {
 
   async setPassword (login: string, password: string): Promise<void> { await this.users.setPassword(login, password) }
   async updateUser (login: string, change: { displayName?: string, listed?: boolean }): Promise<void> { await this.users.update(login, change) }
-  async removeUser (login: string): Promise<void> { await this.users.remove(login) }
+  async removeUser (login: string): Promise<void> {
+    await this.users.remove(login)
+    await this.pbx.forget(login)
+  }
+
   async listUsers (): Promise<PublicUser[]> {
     return (await this.users.list()).map(u => ({ login: u.login, realm: u.realm, sha256: u.ha1Sha256 != null, createdAt: u.createdAt, ...(u.displayName != null ? { displayName: u.displayName } : {}) }))
   }

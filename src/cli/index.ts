@@ -245,6 +245,7 @@ export function buildProgram (): Command {
       const r = await daemonCall(opts, `/resolve?name=${encodeURIComponent(name)}`)
       if (opts.json === true) { process.stdout.write(JSON.stringify(r) + '\n'); return }
       const out: string[] = []
+      if (r.did != null) out.push(`did      ${String(r.did.name)} routed by node ${String(r.did.node)}`)
       if (r.login != null) out.push(`login    ${String(r.login.name)}@${String(r.login.node)}${r.login.displayName !== '' ? ` (${String(r.login.displayName)})` : ''}${r.login.listed === true ? ', listed' : ''}`)
       if (r.node != null) {
         out.push(`node     ${String(r.node.name)}  domains ${(r.node.domains as string[]).join(', ')}  ${String(r.node.version)}`)

@@ -116,9 +116,13 @@ export class Router implements TransactionUser {
     // PBX dial plan (docs/pbx.md): `bob*othernode` dials bob at another node
     const escape = uriUser != null && pbx != null ? dialEscape(uriUser) : undefined
     // a DID, `acme.201` or `sales.acme` that is no login of its own
-    const pbxTarget = uriUser != null && pbx != null && escape == null && (targetLogin == null || await this.components.users.get(targetLogin) == null)
-      ? await pbx.resolve(uriUser)
-      : undefined
+    const notLogin = uriUser != null && pbx != null && escape == null && (targetLogin == null || await this.components.users.get(targetLogin) == null)
+    let pbxTarget = notLogin ? await pbx!.resolve(uriUser!) : undefined
+    if (notLogin && pbxTarget == null && pbx!.isProvider(tx.flow.remoteAddress) && req.to.uri.user != null) {
+      // providers that send to the registered Contact user put the number in To
+      const toUser = safeDecode(req.to.uri.user)
+      if (toUser != null) pbxTarget = await pbx!.resolve(toUser)
+    }
     let caller: Caller | undefined = pbx?.staticCaller(req, tx.flow)
     if (caller != null) {
       // a static trunk: authenticated by its source address

@@ -223,6 +223,19 @@ export class Pbx extends EventTarget {
     this.byAddress = map
   }
 
+  /** Drops every trunk, the settings and the DIDs of a login (the login was removed). */
+  async forget (login: string): Promise<void> {
+    const l = normalizeLogin(login)
+    for (const t of await this.listTrunks(l)) await this.trunks.del(`${l}!${t.name}`, { sync: true })
+    await this.settings.del(l, { sync: true })
+    for (const d of await this.listDids(l)) {
+      await this.dids.del(d.did, { sync: true })
+      this.dispatchEvent(new CustomEvent('did:removed', { detail: { did: d.did } }))
+    }
+    this.trunkCache.delete(l)
+    await this.reloadStatic()
+  }
+
   // ---- routing settings ----
 
   async settingsOf (login: string): Promise<PbxSettings> {

@@ -184,6 +184,12 @@ describe('PBX trunks, extensions and DIDs', () => {
     const c3 = bob.call('+15551234567')
     expect((await c3.final).status).toBe(200)
     await c3.bye()
+
+    // removing the login removes its trunks and DIDs
+    await n.node.users.remove('acme')
+    for (let i = 0; i < 50 && (await n.node.pbx.listDids()).length > 0; i++) await sleep(20)
+    expect(await n.node.pbx.listDids()).toEqual([])
+    expect(await n.node.pbx.listTrunks('acme')).toEqual([])
   })
 
   it('static trunks: calls from an allowed address need no account; calls to the login go to the target', async () => {
