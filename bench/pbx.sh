@@ -76,6 +76,14 @@ STARTED_PIDS+=("$NODE_PID")
 for _ in $(seq 1 60); do curl -fsS -o /dev/null "http://127.0.0.1:$WEB/health" 2>/dev/null && break; sleep 0.5; done
 wait_sip_ready "$PORT" "$(port_in 40000 59000)" || { echo "node not ready: $(tail -3 "$RUN_DIR/m1node.log")" >&2; exit 1; }
 
+# Seconds from the start of a -trace_stat run to the first dump with every call placed (as bench/calls.sh).
+stat_gen_seconds() {
+  awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    { split($col["StartTime"], s, "\t"); split($col["CurrentTime"], c, "\t"); n = $col["OutgoingCall(C)"] + 0
+      if (n > last) { last = n; t = c[3] - s[3] } }
+    END { printf "%.3f\n", (t > 0 ? t : 0) }' "$1" 2>/dev/null || echo 0
+}
+
 ROWS="$RUN_DIR/rows.tsv"
 printf 'series\toffered\tachieved\tfail_pct\tp50_ms\tp99_ms\tcpu_us_per_call\n' > "$ROWS"
 
@@ -117,8 +125,9 @@ for series in $SERIES; do
       -trace_stat -stf "$out/stat.csv" -fd 1 "127.0.0.1:$PORT" >"$out/uac.out" 2>&1 || true
     t1=$(node_ticks)
     stop_pid "$uas"
-    read -r created ok failed _retrans elapsed p50 p99 < <(sipp_stat_summary "$out/stat.csv" || echo "0 0 0 0 0 - -")
-    achieved=$(calc "$elapsed > 0 ? $ok / $elapsed : 0")
+    read -r created ok failed _retrans _elapsed p50 p99 < <(sipp_stat_summary "$out/stat.csv" || echo "0 0 0 0 0 - -")
+    gen=$(stat_gen_seconds "$out/stat.csv")
+    achieved=$(calc "$gen > 0 ? $ok / $gen : 0")
     fail_pct=$(calc "$created > 0 ? 100 * ($created - $ok) / $created : 100")
     cpu=$(calc "$ok > 0 ? ($t1 - $t0) / $HZ * 1000000 / $ok : 0")
     printf '%s\t%s\t%.0f\t%.2f\t%s\t%s\t%.0f\n' "$series" "$rate" "$achieved" "$fail_pct" "$p50" "$p99" "$cpu" >> "$ROWS"
@@ -155,6 +164,7 @@ best() { awk -F'\t' -v s="$1" -v m="$MAX_FAIL_PCT" 'NR > 1 && $1 == s && $4 < m 
   echo "|---|---:|---:|---:|---:|---:|---:|"
   awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }' "$ROWS"
   echo
+  echo "*achieved* = successful calls / the time SIPp took to place the step's calls (as in bench/calls.sh)."
   echo "The last rate tried in a series is the one that failed (or the end of RATES). The trunk series differ from"
   echo "the login series by the PBX lookups on the INVITE path (trunks of the login, routing settings, DID or"
   echo "extension resolution, contact rewrite); everything else (B2BUA, relay ports, call records) is the same."
