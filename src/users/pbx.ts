@@ -110,6 +110,8 @@ export class Pbx extends EventTarget {
   /** static trunks by source address, kept in memory: looked up on every INVITE */
   private byAddress = new Map<string, TrunkRecord>()
   private readonly trunkCache = new Map<string, TrunkRecord[]>()
+  /** routing settings by login (null: none stored), read on every call to a PBX */
+  private readonly settingsCache = new Map<string, PbxSettings | null>()
 
   constructor (private readonly components: PbxComponents, private readonly init: PbxInit) {
     super()
@@ -228,6 +230,7 @@ export class Pbx extends EventTarget {
     const l = normalizeLogin(login)
     for (const t of await this.listTrunks(l)) await this.trunks.del(`${l}!${t.name}`, { sync: true })
     await this.settings.del(l, { sync: true })
+    this.settingsCache.delete(l)
     for (const d of await this.listDids(l)) {
       await this.dids.del(d.did, { sync: true })
       this.dispatchEvent(new CustomEvent('did:removed', { detail: { did: d.did } }))
@@ -239,8 +242,17 @@ export class Pbx extends EventTarget {
   // ---- routing settings ----
 
   async settingsOf (login: string): Promise<PbxSettings> {
+    const s = await this.stored(login)
+    return s != null ? { ...s, aliases: { ...s.aliases } } : { login, mode: 'main', distribution: this.init.defaultDistribution ?? 'failover', aliases: {} }
+  }
+
+  private async stored (login: string): Promise<PbxSettings | undefined> {
+    const hit = this.settingsCache.get(login)
+    if (hit !== undefined) return hit ?? undefined
     const s = await this.settings.get(login)
-    return s ?? { login, mode: 'main', distribution: this.init.defaultDistribution ?? 'failover', aliases: {} }
+    if (this.settingsCache.size > 100_000) this.settingsCache.clear()
+    this.settingsCache.set(login, s ?? null)
+    return s
   }
 
   async setSettings (login: string, change: { mode?: PbxMode, distribution?: PbxSettings['distribution'], alias?: { name: string, ext: string | null } }): Promise<PbxSettings> {
@@ -266,7 +278,8 @@ export class Pbx extends EventTarget {
       }
     }
     await this.settings.put(l, s, { sync: true })
-    return s
+    this.settingsCache.set(l, s)
+    return { ...s, aliases: { ...s.aliases } }
   }
 
   /**
@@ -285,7 +298,7 @@ export class Pbx extends EventTarget {
       // alias: sales.acme
       const login = tryNormalizeLogin(u.slice(first + 1))
       if (login != null) {
-        const s = await this.settings.get(login)
+        const s = await this.stored(login)
         const ext = s?.aliases[u.slice(0, first)]
         if (ext != null) return { login, ext }
       }
@@ -296,7 +309,7 @@ export class Pbx extends EventTarget {
       const login = tryNormalizeLogin(u.slice(0, last))
       const ext = u.slice(last + 1)
       if (login != null && EXT_RE.test(ext)) {
-        const s = await this.settings.get(login)
+        const s = await this.stored(login)
         if (s?.mode === 'extensions') return { login, ext }
       }
     }

@@ -280,6 +280,24 @@ describe('upstream registration', () => {
       expect(metrics).toMatch(/m1node_upstream_registered\{server="127\.0\.0\.5:\d+",username="15551234567"\} 1/)
       expect(metrics).not.toContain('provider-secret')
 
+      // the provider's address may now call the node's DIDs without an account
+      await n.node.users.add({ login: 'acme', password: 'pw-acme' })
+      const t = await n.node.pbx.addTrunk({ login: 'acme', name: 'pbx' })
+      await n.node.pbx.addDid('+15551234567', 'acme')
+      const pbx = new Phone(t.username, t.password, { port: n.udp, domain: 'up-node' })
+      const caller = new Phone('pstn', 'none', { port: n.udp, domain: 'up-node' }, '127.0.0.5')
+      const stranger = new Phone('stranger', 'none', { port: n.udp, domain: 'up-node' }, '127.0.0.6')
+      try {
+        for (const p of [pbx, caller, stranger]) await p.open()
+        expect((await registerContact(pbx, `<sip:s@127.0.0.1:${pbx.port}>`)).status).toBe(200)
+        const c = caller.call('+15551234567', { auth: false, from: 'sip:+12125550100@provider.example' })
+        expect((await c.final).status).toBe(200)
+        await c.bye()
+        expect((await stranger.call('+15551234567', { auth: false, from: 'sip:x@elsewhere.example' }).final).status).toBe(403)
+      } finally {
+        for (const p of [pbx, caller, stranger]) p.close()
+      }
+
       provider.close()
       await until(() => n.node.upstream!.status()[0]!.state === 'failed', 10_000)
       provider = new FakeProvider(port, 2)
