@@ -289,7 +289,11 @@ export class M1Node {
       p2p,
       keys: ed25519Keys(this.identity.privateKey),
       pins: this.store.table<NamePin>('name_pin'),
-      localUsers: async () => (await users.list()).map(u => ({ login: u.login, ...(u.displayName != null ? { displayName: u.displayName } : {}), listed: u.listed === true })),
+      localUsers: async () => [
+        ...(await users.list()).map(u => ({ login: u.login, ...(u.displayName != null ? { displayName: u.displayName } : {}), listed: u.listed === true })),
+        // PBX aliases with entries of their own (docs/pbx.md): `sales.acme` is then found and called across the network
+        ...(await this.pbx.listedAliases()).map(login => ({ login, listed: true }))
+      ],
       ...(config.pbx.announceDids ? { localDids: async () => (await this.pbx.listDids()).map(d => d.did) } : {}),
       logger: forComponent(logger, 'directory'),
       metrics
@@ -310,6 +314,11 @@ export class M1Node {
     users.addEventListener('user:added', changed)
     users.addEventListener('user:changed', changed)
     users.addEventListener('user:removed', (evt) => { directory.userRemoved((evt as CustomEvent<{ login: string }>).detail.login) })
+    this.pbx.addEventListener('alias:changed', (evt) => {
+      const { name, listed, removed } = (evt as CustomEvent<{ name: string, listed: boolean, removed: boolean }>).detail
+      if (listed && !removed) directory.userChanged({ login: name, listed: true })
+      else directory.userRemoved(name)
+    })
     if (config.pbx.announceDids) {
       this.pbx.addEventListener('did:added', (evt) => { directory.didAdded((evt as CustomEvent<{ did: { did: string } }>).detail.did.did) })
       this.pbx.addEventListener('did:removed', (evt) => { directory.didRemoved((evt as CustomEvent<{ did: string }>).detail.did) })

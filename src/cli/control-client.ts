@@ -22,7 +22,7 @@ export interface Admin {
   addTrunk(t: NewTrunk): Promise<PublicTrunk & { password: string }>
   listTrunks(login?: string): Promise<PublicTrunk[]>
   removeTrunk(login: string, name: string): Promise<void>
-  setPbx(login: string, change: { mode?: string, distribution?: string, alias?: { name: string, ext: string | null } }): Promise<PbxSettings>
+  setPbx(login: string, change: { mode?: string, distribution?: string, alias?: { name: string, ext: string | null, listed?: boolean } }): Promise<PbxSettings>
   addDid(number: string, target: string): Promise<DidRoute>
   listDids(login?: string): Promise<DidRoute[]>
   removeDid(number: string): Promise<void>
@@ -125,7 +125,7 @@ class ApiAdmin implements Admin {
   }
 
   async removeTrunk (login: string, name: string): Promise<void> { await this.call('DELETE', `/trunks/${encodeURIComponent(login)}/${encodeURIComponent(name)}`) }
-  async setPbx (login: string, change: { mode?: string, distribution?: string, alias?: { name: string, ext: string | null } }): Promise<PbxSettings> {
+  async setPbx (login: string, change: { mode?: string, distribution?: string, alias?: { name: string, ext: string | null, listed?: boolean } }): Promise<PbxSettings> {
     return await this.call('PATCH', `/pbx/${encodeURIComponent(login)}`, change)
   }
 
@@ -167,7 +167,7 @@ class StoreAdmin implements Admin {
 
   async listTrunks (login?: string): Promise<PublicTrunk[]> { return (await this.pbx.listTrunks(login)).map(storeTrunk) }
   async removeTrunk (login: string, name: string): Promise<void> { await this.pbx.removeTrunk(login, name) }
-  async setPbx (login: string, change: { mode?: string, distribution?: string, alias?: { name: string, ext: string | null } }): Promise<PbxSettings> {
+  async setPbx (login: string, change: { mode?: string, distribution?: string, alias?: { name: string, ext: string | null, listed?: boolean } }): Promise<PbxSettings> {
     return await this.pbx.setSettings(login, change as Parameters<Pbx['setSettings']>[1])
   }
 

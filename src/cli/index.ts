@@ -382,11 +382,12 @@ function buildPbxCommands (program: Command): void {
   common(trunk.command('alias <login> <alias> [extension]'))
     .description('name an extension: m1node trunk alias acme sales 201 makes sales.acme reach extension 201')
     .option('--rm', 'remove the alias')
-    .action(async (login: string, alias: string, ext: string | undefined, opts: Common & { rm?: boolean }) => {
+    .option('--listed', 'give the alias a directory entry of its own (found by search, called from other nodes)')
+    .action(async (login: string, alias: string, ext: string | undefined, opts: Common & { rm?: boolean, listed?: boolean }) => {
       const normalized = checkLogin(login)
       if (ext == null && opts.rm !== true) throw new InvalidInputError('extension', 'missing (or --rm)')
       await withAdmin(opts, async (admin) => {
-        await admin.setPbx(normalized, { alias: { name: alias, ext: opts.rm === true ? null : ext! } })
+        await admin.setPbx(normalized, { alias: { name: alias, ext: opts.rm === true ? null : ext!, ...(opts.listed === true ? { listed: true } : { listed: false }) } })
       })
       process.stdout.write(opts.rm === true ? `removed ${alias}.${normalized}\n` : `${alias}.${normalized} -> extension ${ext!}\n`)
     })

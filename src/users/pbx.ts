@@ -53,6 +53,8 @@ export interface PbxSettings {
   distribution: 'failover' | 'roundrobin' | 'parallel'
   /** `<alias>.<login>` -> extension, e.g. sales -> 201 */
   aliases: Record<string, string>
+  /** aliases published as login records of their own (`sales.acme`), found by directory search */
+  listed?: string[]
 }
 
 /** A number routed to a login (or one of its extensions). */
@@ -100,6 +102,8 @@ export interface PbxTarget {
 export interface PbxEvents {
   'did:added': CustomEvent<{ did: DidRoute }>
   'did:removed': CustomEvent<{ did: string }>
+  /** an alias `<alias>.<login>` was added, changed or removed; `listed`: whether it has a directory entry */
+  'alias:changed': CustomEvent<{ name: string, listed: boolean, removed: boolean }>
 }
 
 /** Trunks, PBX settings and DIDs (sublevels trunk_entry, login_pbx, did_target); every write synced. */
@@ -229,7 +233,9 @@ export class Pbx extends EventTarget {
   async forget (login: string): Promise<void> {
     const l = normalizeLogin(login)
     for (const t of await this.listTrunks(l)) await this.trunks.del(`${l}!${t.name}`, { sync: true })
+    const listed = (await this.stored(l))?.listed ?? []
     await this.settings.del(l, { sync: true })
+    for (const a of listed) this.dispatchEvent(new CustomEvent('alias:changed', { detail: { name: `${a}.${l}`, listed: false, removed: true } }))
     this.settingsCache.delete(l)
     for (const d of await this.listDids(l)) {
       await this.dids.del(d.did, { sync: true })
@@ -255,7 +261,7 @@ export class Pbx extends EventTarget {
     return s
   }
 
-  async setSettings (login: string, change: { mode?: PbxMode, distribution?: PbxSettings['distribution'], alias?: { name: string, ext: string | null } }): Promise<PbxSettings> {
+  async setSettings (login: string, change: { mode?: PbxMode, distribution?: PbxSettings['distribution'], alias?: { name: string, ext: string | null, listed?: boolean } }): Promise<PbxSettings> {
     const l = normalizeLogin(login)
     if (!await this.components.userExists(l)) throw new UnknownUserError(l)
     const s = await this.settingsOf(l)
@@ -270,16 +276,33 @@ export class Pbx extends EventTarget {
     if (change.alias != null) {
       const name = change.alias.name.toLowerCase()
       if (tryNormalizeLogin(`${name}.${l}`) == null || name.includes('.')) throw new InvalidInputError('alias', `"${name}.${l}" is no valid name`)
+      const listed = new Set(s.listed ?? [])
       if (change.alias.ext == null) {
         const { [name]: _gone, ...rest } = s.aliases
         s.aliases = rest
+        listed.delete(name)
       } else {
         s.aliases = { ...s.aliases, [name]: checkExt(change.alias.ext) }
+        if (change.alias.listed === true) listed.add(name)
+        else if (change.alias.listed === false) listed.delete(name)
       }
+      if (listed.size > 0) s.listed = [...listed].sort()
+      else delete s.listed
     }
     await this.settings.put(l, s, { sync: true })
     this.settingsCache.set(l, s)
+    if (change.alias != null) {
+      const name = `${change.alias.name.toLowerCase()}.${l}`
+      this.dispatchEvent(new CustomEvent('alias:changed', { detail: { name, listed: s.listed?.includes(change.alias.name.toLowerCase()) === true, removed: change.alias.ext == null } }))
+    }
     return { ...s, aliases: { ...s.aliases } }
+  }
+
+  /** Every alias with a directory entry of its own: `sales.acme`. */
+  async listedAliases (): Promise<string[]> {
+    const out: string[] = []
+    for await (const [login, s] of this.settings.entries()) for (const a of s.listed ?? []) out.push(`${a}.${login}`)
+    return out
   }
 
   /**

@@ -162,13 +162,13 @@ export class WebServer {
         return send(res, 200, await pbx.settingsOf(parts[2]!))
       case 'PATCH /pbx/:': {
         const b = await readJson(req)
-        const alias = b.alias as { name?: unknown, ext?: unknown } | undefined
+        const alias = b.alias as { name?: unknown, ext?: unknown, listed?: unknown } | undefined
         const mode = optStr(b.mode, 'mode')
         const distribution = optStr(b.distribution, 'distribution')
         const s = await pbx.setSettings(parts[2]!, {
           ...(mode != null ? { mode: mode as PbxMode } : {}),
           ...(distribution != null ? { distribution: distribution as PbxSettings['distribution'] } : {}),
-          ...(alias != null ? { alias: { name: str(alias.name, 'alias.name'), ext: alias.ext == null ? null : str(alias.ext, 'alias.ext') } } : {})
+          ...(alias != null ? { alias: { name: str(alias.name, 'alias.name'), ext: alias.ext == null ? null : str(alias.ext, 'alias.ext'), ...(typeof alias.listed === 'boolean' ? { listed: alias.listed } : {}) } } : {})
         })
         return send(res, 200, s)
       }

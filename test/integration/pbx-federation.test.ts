@@ -49,7 +49,7 @@ describe('PBX calls across nodes', () => {
     await b.node.users.add({ login: 'carol', password: 'pw-carol' })
     const ta = await a.node.pbx.addTrunk({ login: 'corp', name: 'pbx' })
     const tb = await b.node.pbx.addTrunk({ login: 'acme', name: 'pbx' })
-    await b.node.pbx.setSettings('acme', { mode: 'extensions' })
+    await b.node.pbx.setSettings('acme', { mode: 'extensions', alias: { name: 'sales', ext: '305', listed: true } })
     await b.node.pbx.addDid('+15551234567', 'acme.201')
     pbxA = new Phone(ta.username, ta.password, { port: a.udp, domain: 'node-a' })
     pbxB = new Phone(tb.username, tb.password, { port: b.udp, domain: 'node-b' })
@@ -86,6 +86,16 @@ describe('PBX calls across nodes', () => {
     expect(inv.from.uri.user).toBe('corp')
     expect((await call.bye()).status).toBe(200)
   }, 20_000)
+
+  it('a listed alias has a login record of its own: the PBX on node-a dials sales.acme and reaches extension 305', async () => {
+    await eventually(async () => await a.node.directory!.resolveLogin('sales.acme'), 15_000)
+    const mark = pbxB.received.length
+    const call = pbxA.call('sales.acme', { from: 'sip:100@node-a' })
+    expect((await call.final).status).toBe(200)
+    const inv = await pbxB.waitRequest('INVITE', 5000, mark)
+    expect(inv.rawUri).toBe(`sip:305@127.0.0.1:${pbxB.port};line=bbb`)
+    expect((await call.bye()).status).toBe(200)
+  }, 30_000)
 
   it('a DID record is refused under a name that is no E.164 number, and the DID resolves from the CLI API', async () => {
     await expect(a.node.directory!.resolveDid('12345')).rejects.toThrow(/E\.164/)
