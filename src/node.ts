@@ -228,7 +228,7 @@ export class M1Node {
       pbx,
       isProvider: (address) => providers.has(address) || upstream?.isServer(address) === true,
       logger: forComponent(logger, 'routing:pbx')
-    }, { domain: this.domain })
+    }, { domain: this.domain, failoverTimeout: config.pbx.failoverTimeout })
     const router = new Router({
       registrar,
       authenticate: async (req, source) => await authenticator.authenticate(req, source, { proxy: true }),

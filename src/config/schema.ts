@@ -101,6 +101,7 @@ export const SCHEMA = {
   pbx: {
     did_providers: { type: 'string[]', default: [], doc: 'Source addresses (IP literals) of DID providers whose INVITEs to a routed DID are taken without an account (servers of [[upstream]] registrations are taken too). Anyone else calling a DID needs to authenticate.', check: (v: string[]) => v.every(a => isIP(a) !== 0) ? undefined : 'every entry must be an IP address' },
     distribution: { type: 'string', default: 'failover', values: ['failover', 'roundrobin', 'parallel'], doc: 'How calls reach the registered contacts of a PBX trunk unless a login sets its own: failover (one at a time by q-value, next on 5xx, 408 or no answer), roundrobin (in turn, with failover), parallel (all at once).' },
+    failover_timeout: seconds('Seconds a PBX trunk contact may send nothing at all (not even 100 Trying) before failover tries the next contact (0: wait for the transaction timeout, 32 s with the default T1).', 5, 0, 60),
     announce_dids: { type: 'boolean', default: true, doc: 'Announce every routed DID in the directory as a signed /m1/did/<number> record, so other nodes call it over the network.' }
   },
   log: {

@@ -80,6 +80,8 @@ export interface Callee {
   toUser?: string
   /** one binding at a time, in the given order, moving on after 5xx, 408 or no answer (PBX failover) */
   sequential?: boolean
+  /** sequential forking: ms a contact may stay silent (not even 100 Trying) before the next is tried; 0: the transaction timeout */
+  failoverAfterMs?: number
   /** further call caps this callee counts against (a PBX trunk's `max_calls`) */
   caps?: CallCap[]
 }
@@ -95,6 +97,10 @@ interface Fork {
   cancelled: boolean
   dialog?: Dialog
   ack?: SipRequest
+  /** sequential forking: moves on when this contact sends nothing in time */
+  silence?: ReturnType<typeof setTimeout>
+  /** given up for silence: a late provisional still gets its CANCEL */
+  abandoned?: boolean
 }
 
 interface Pending {
@@ -303,11 +309,25 @@ export class B2bua {
     } catch (err) {
       this.components.logger?.warn({ err, callId: call.id, contact: binding.contact }, 'cannot fork')
       fork.final = createResponse(req, 480, 'Temporarily Unavailable')
+      return
+    }
+    const after = call.callee.failoverAfterMs ?? 0
+    if (call.callee.sequential === true && after > 0 && call.forks.length < call.callee.bindings.length) {
+      // a PBX that is down answers nothing: do not make the caller wait for timer B before the next contact
+      fork.silence = setTimeout(() => {
+        if (fork.final != null || call.state !== 'ringing') return
+        this.components.logger?.info({ callId: call.id, contact: binding.contact, afterMs: after }, 'contact silent: failover')
+        fork.cancelPending = true
+        fork.abandoned = true
+        this.forkFailed(call, fork, 408, 'Request Timeout')
+      }, after)
+      fork.silence.unref()
     }
   }
 
   private async forkResponse (call: Call, fork: Fork, res: SipResponse, flow: Flow): Promise<void> {
     const status = res.status
+    if (fork.silence != null) { clearTimeout(fork.silence); fork.silence = undefined }
     if (status < 200) {
       if (status === 100) return
       fork.provisional = true
@@ -414,7 +434,7 @@ export class B2bua {
 
   /** RFC 3261 §9.1: CANCEL has the INVITE's Request-URI, Call-ID, From, To, CSeq number, Route and top Via. */
   private sendCancel (fork: Fork): void {
-    if (fork.cancelled || fork.final != null) return
+    if (fork.cancelled || (fork.final != null && fork.abandoned !== true)) return
     fork.cancelled = true
     fork.cancelPending = false
     const inv = fork.req
@@ -578,6 +598,7 @@ export class B2bua {
     call.state = 'ended'
     if (call.ringTimer != null) clearTimeout(call.ringTimer)
     if (call.sessionTimer != null) clearTimeout(call.sessionTimer)
+    for (const f of call.forks) if (f.silence != null) clearTimeout(f.silence)
     this.stopRetransmit(call)
     this.calls.delete(call)
     this.byInvite.delete(call.aTx.id)

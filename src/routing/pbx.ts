@@ -24,6 +24,8 @@ export interface PbxRoutingComponents {
 export interface PbxRoutingInit {
   /** our SIP domain: callers' identities become login@domain */
   domain: string
+  /** seconds a trunk contact may stay silent before failover moves on (0: the transaction timeout) @default 5 */
+  failoverTimeout?: number
 }
 
 const EXT_RE = /^[a-z0-9*#+][a-z0-9*#+.-]{0,31}$/i
@@ -97,6 +99,7 @@ export class PbxRouting {
       login,
       bindings: list,
       sequential: settings.distribution !== 'parallel',
+      failoverAfterMs: (this.init.failoverTimeout ?? 5) * 1000,
       ...(target.toUser != null ? { toUser: target.toUser } : {}),
       ...(caps.length > 0 ? { caps } : {})
     }

@@ -27,7 +27,7 @@ const CONFIG = {
   media: { anchor: 'never' },
   routing: { ring_timeout: 10 },
   p2p: { enabled: false },
-  pbx: { did_providers: ['127.0.0.2'] }
+  pbx: { did_providers: ['127.0.0.2'], failover_timeout: 1 }
 }
 
 describe('PBX trunks, extensions and DIDs', () => {
@@ -134,6 +134,25 @@ describe('PBX trunks, extensions and DIDs', () => {
     expect(now[0]! - before[0]!).toBe(1)
     expect(now[1]! - before[1]!).toBe(1)
   })
+
+  it('a contact that answers nothing at all is skipped after pbx.failover_timeout', async () => {
+    const { username, password } = await n.node.pbx.addTrunk({ login: 'acme', name: 'office-pbx' })
+    const dead = await phone(username, password)
+    const alive = await phone(username, password)
+    expect((await registerContact(dead, `<sip:s@127.0.0.1:${dead.port}>;q=1.0`)).status).toBe(200)
+    expect((await registerContact(alive, `<sip:s@127.0.0.1:${alive.port}>;q=0.1`)).status).toBe(200)
+    dead.close() // the PBX is gone: its INVITEs go nowhere
+    phones.splice(phones.indexOf(dead), 1)
+    const bob = await phone('bob', 'pw-bob')
+    const started = Date.now()
+    const call = bob.call('acme')
+    expect((await call.final).status).toBe(200)
+    const waited = Date.now() - started
+    expect(waited).toBeGreaterThanOrEqual(900)
+    expect(waited).toBeLessThan(8000)
+    await alive.waitRequest('INVITE')
+    await call.bye()
+  }, 20_000)
 
   it('a PBX calls out with its trunk credentials: caller becomes the login (or login.ext); caps hold', async () => {
     const { username, password } = await n.node.pbx.addTrunk({ login: 'acme', name: 'office-pbx', maxCalls: 1, extensionIdentity: true })
