@@ -8,9 +8,9 @@ import { Store } from './store/index.js'
 import { NonceManager, FailureLimiter, type DigestAlgorithm } from './sip/auth/index.js'
 import { SipStack } from './sip/stack.js'
 import { createRequest, newBranch, newCallId, newTag, parseUri, type SipRequest } from './sip/message/index.js'
-import { Users, Authenticator } from './users/index.js'
+import { Users, Authenticator, Pbx, parseTrunkUser, type PbxSettings } from './users/index.js'
 import { Location, Registrar, Keepalive, type Binding } from './registrar/index.js'
-import { Router, B2bua, CallRecords, RemoteTargets, P2pSipTransport, type CallRecord } from './routing/index.js'
+import { Router, B2bua, CallRecords, RemoteTargets, P2pSipTransport, PbxRouting, UpstreamRegistrations, type CallRecord, type UpstreamStatus } from './routing/index.js'
 import { MediaRelay } from './media/index.js'
 import { Messaging, type MessageRecord, type NodeQueueState, type MailboxEntry } from './messaging/index.js'
 import type { LocalEnd } from './sip/dialog/index.js'
@@ -41,6 +41,8 @@ export interface NodeInfo {
   registrations: number
   /** libp2p addresses (each ending in /p2p/<peer id>) when p2p runs */
   p2p?: string[]
+  /** registrations to upstream providers (`[[upstream]]`), when any */
+  upstream?: UpstreamStatus[]
 }
 
 /**
@@ -52,6 +54,8 @@ export class M1Node {
   readonly metrics = new PromMetrics({ defaultMetrics: true })
   readonly store: Store
   users!: Users
+  pbx!: Pbx
+  upstream?: UpstreamRegistrations
   location!: Location
   stack!: SipStack
   calls!: B2bua
@@ -123,9 +127,15 @@ export class M1Node {
     const isLocalDomain = (host: string): boolean => this.localHosts.has(host.toLowerCase().replace(/^\[|\]$/g, ''))
 
     const users = this.users = new Users({ store: this.store }, { realm: this.realm })
+    const pbx = this.pbx = new Pbx({ store: this.store, userExists: async (login) => await users.get(login) != null }, { realm: this.realm, defaultDistribution: config.pbx.distribution as PbxSettings['distribution'] })
+    // a removed login takes its trunks and DIDs with it
+    users.addEventListener('user:removed', (evt) => {
+      void pbx.forget((evt as CustomEvent<{ login: string }>).detail.login).catch((err: unknown) => { logger.error({ err }, 'cannot remove the trunks and DIDs of a removed user') })
+    })
     const location = this.location = new Location({ table: this.store.table<Binding[]>('aor_contacts'), sync: config.store.sync, logger: forComponent(logger, 'registrar:location'), metrics })
     const authenticator = new Authenticator({
-      users,
+      // a trunk's username is `<login>_<name>` (docs/pbx.md)
+      users: { credentials: async (principal) => parseTrunkUser(principal) != null ? await pbx.credentials(principal) : await users.credentials(principal) },
       nonces: new NonceManager({ secret: Buffer.from(secret, 'base64'), lifetimeMs: config.auth.nonceLifetime * 1000 }),
       limiter: new FailureLimiter({ maxFailures: config.auth.maxFailures, windowMs: config.auth.failureWindow * 1000, blockMs: config.auth.blockTime * 1000 }),
       logger: forComponent(logger, 'auth'),
@@ -133,6 +143,7 @@ export class M1Node {
     }, { realm: this.realm, algorithms: config.auth.algorithms as DigestAlgorithm[] })
     const registrar = new Registrar({
       authenticate: async (req, source) => await authenticator.authenticate(req, source),
+      principal: (p) => { const t = parseTrunkUser(p); return t != null ? { login: t.login, trunk: t.name } : { login: p } },
       location,
       isLocalDomain,
       logger: forComponent(logger, 'registrar'),
@@ -201,6 +212,26 @@ export class M1Node {
       ? new RemoteTargets({ directory, selfPeerId: () => this.identity.peerId, logger: forComponent(logger, 'routing:targets') })
       : undefined
     const messaging = config.messaging.enabled ? this.buildMessaging(stack, authenticator, users, location, isLocalDomain, remote) : undefined
+    const upstream = config.upstream.length > 0
+      ? this.upstream = new UpstreamRegistrations({ stack, localEnd, logger: forComponent(logger, 'routing:upstream'), metrics }, {
+        accounts: config.upstream.map(u => ({
+          server: u.server,
+          username: u.username,
+          password: u.password,
+          ...(u.authUsername !== '' ? { authUsername: u.authUsername } : {}),
+          ...(u.domain !== '' ? { domain: u.domain } : {}),
+          expiry: u.expiry,
+          transport: u.transport as 'udp',
+          ...(u.contactUser !== '' ? { contactUser: u.contactUser } : {})
+        }))
+      })
+      : undefined
+    const providers = new Set(config.pbx.didProviders)
+    const pbxRouting = new PbxRouting({
+      pbx,
+      isProvider: (address) => providers.has(address) || upstream?.isServer(address) === true,
+      logger: forComponent(logger, 'routing:pbx')
+    }, { domain: this.domain, failoverTimeout: config.pbx.failoverTimeout })
     const router = new Router({
       registrar,
       authenticate: async (req, source) => await authenticator.authenticate(req, source, { proxy: true }),
@@ -211,6 +242,7 @@ export class M1Node {
       matchInviteForCancel: (cancel) => stack.transactions.matchInviteForCancel(cancel),
       ...(remote != null ? { remote } : {}),
       ...(messaging != null ? { messages: messaging } : {}),
+      pbx: pbxRouting,
       logger: forComponent(logger, 'routing')
     }, { server: `m1node/${VERSION}`, domain: this.domain, nodeName: this.name, allowAnonymous: config.routing.allowAnonymous, sipEgress: config.routing.sipEgress })
     stack.setUser(router)
@@ -229,10 +261,13 @@ export class M1Node {
     this.started.push(location, stack, calls, keepalive)
     // messaging after the stack: it sends to devices at start, and stops before the stack goes
     if (messaging != null) this.started.push(messaging)
+    this.started.push(pbx, location, stack, calls, keepalive)
+    if (upstream != null) this.started.push(upstream)
     if (config.web.enabled) {
       this.web = new WebServer({
         users,
         location,
+        pbx: this.pbx,
         records,
         ...(messaging != null ? { messages: messaging } : {}),
         ...(this.directory != null ? { directory: this.directory } : {}),
@@ -308,7 +343,12 @@ export class M1Node {
       p2p,
       keys: ed25519Keys(this.identity.privateKey),
       pins: this.store.table<NamePin>('name_pin'),
-      localUsers: async () => (await users.list()).map(u => ({ login: u.login, ...(u.displayName != null ? { displayName: u.displayName } : {}), listed: u.listed === true })),
+      localUsers: async () => [
+        ...(await users.list()).map(u => ({ login: u.login, ...(u.displayName != null ? { displayName: u.displayName } : {}), listed: u.listed === true })),
+        // PBX aliases with entries of their own (docs/pbx.md): `sales.acme` is then found and called across the network
+        ...(await this.pbx.listedAliases()).map(login => ({ login, listed: true }))
+      ],
+      ...(config.pbx.announceDids ? { localDids: async () => (await this.pbx.listDids()).map(d => d.did) } : {}),
       logger: forComponent(logger, 'directory'),
       metrics
     }, {
@@ -329,6 +369,15 @@ export class M1Node {
     users.addEventListener('user:added', changed)
     users.addEventListener('user:changed', changed)
     users.addEventListener('user:removed', (evt) => { directory.userRemoved((evt as CustomEvent<{ login: string }>).detail.login) })
+    this.pbx.addEventListener('alias:changed', (evt) => {
+      const { name, listed, removed } = (evt as CustomEvent<{ name: string, listed: boolean, removed: boolean }>).detail
+      if (listed && !removed) directory.userChanged({ login: name, listed: true })
+      else directory.userRemoved(name)
+    })
+    if (config.pbx.announceDids) {
+      this.pbx.addEventListener('did:added', (evt) => { directory.didAdded((evt as CustomEvent<{ did: { did: string } }>).detail.did.did) })
+      this.pbx.addEventListener('did:removed', (evt) => { directory.didRemoved((evt as CustomEvent<{ did: string }>).detail.did) })
+    }
     this.started.push(p2p, directory)
   }
 
@@ -377,7 +426,8 @@ export class M1Node {
       ...(this.web != null ? { web: this.web.url } : {}),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       registrations: this.location?.size ?? 0,
-      ...(this.p2p?.started === true ? { p2p: this.p2p.addresses() } : {})
+      ...(this.p2p?.started === true ? { p2p: this.p2p.addresses() } : {}),
+      ...(this.upstream != null ? { upstream: this.upstream.status() } : {})
     }
   }
 }

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import type { M1Config } from '../config/index.js'
 import { readDaemonInfo, readTokenIfAny, FILES } from '../datadir.js'
 import { Store } from '../store/index.js'
-import { Users, ImportError, type ImportResult } from '../users/index.js'
+import { Users, Pbx, ImportError, type ImportResult, type NewTrunk, type PbxSettings, type DidRoute, type TrunkRecord } from '../users/index.js'
 import { CallRecords, type CallRecord } from '../routing/index.js'
 import { listMessages, type MessageRecord } from '../messaging/index.js'
 import { CliError } from './exit.js'
@@ -21,8 +21,17 @@ export interface Admin {
   importCsv(text: string, update: boolean): Promise<ImportResult>
   calls(since?: number, limit?: number): Promise<CallRecord[]>
   messages(opts: { user?: string, since?: number, limit?: number }): Promise<MessageRecord[]>
+  addTrunk(t: NewTrunk): Promise<PublicTrunk & { password: string }>
+  listTrunks(login?: string): Promise<PublicTrunk[]>
+  removeTrunk(login: string, name: string): Promise<void>
+  setPbx(login: string, change: { mode?: string, distribution?: string, alias?: { name: string, ext: string | null, listed?: boolean } }): Promise<PbxSettings>
+  addDid(number: string, target: string): Promise<DidRoute>
+  listDids(login?: string): Promise<DidRoute[]>
+  removeDid(number: string): Promise<void>
   close(): Promise<void>
 }
+
+export interface PublicTrunk { login: string, name: string, username: string, kind: string, maxCalls: number, allow?: string[], target?: string, extensionIdentity: boolean, registrations?: number }
 
 /**
  * The daemon holds the LevelDB lock, so while it runs the CLI goes through its control API (token in the data dir);
@@ -38,7 +47,10 @@ export async function openAdmin (dataDir: string, config: M1Config): Promise<Adm
   const store = new Store({}, { path: join(dataDir, FILES.store), sync: config.store.sync })
   await store.start()
   const realm = config.auth.realm !== '' ? config.auth.realm : await directRealm(dataDir, config)
-  return new StoreAdmin(store, new Users({ store }, { realm }))
+  const users = new Users({ store }, { realm })
+  const pbx = new Pbx({ store, userExists: async (login) => await users.get(login) != null }, { realm })
+  await pbx.start()
+  return new StoreAdmin(store, users, pbx)
 }
 
 /** The realm the daemon would use: auth.realm, else sip.domain, else the node name. */
@@ -115,12 +127,26 @@ class ApiAdmin implements Admin {
     return await this.call('POST', `/users/import${update ? '?update=1' : ''}`, text, 'text/csv')
   }
 
+  async addTrunk (t: NewTrunk): Promise<PublicTrunk & { password: string }> { return await this.call('POST', '/trunks', t) }
+  async listTrunks (login?: string): Promise<PublicTrunk[]> {
+    return (await this.call('GET', `/trunks${login != null ? `?login=${encodeURIComponent(login)}` : ''}`)).trunks
+  }
+
+  async removeTrunk (login: string, name: string): Promise<void> { await this.call('DELETE', `/trunks/${encodeURIComponent(login)}/${encodeURIComponent(name)}`) }
+  async setPbx (login: string, change: { mode?: string, distribution?: string, alias?: { name: string, ext: string | null, listed?: boolean } }): Promise<PbxSettings> {
+    return await this.call('PATCH', `/pbx/${encodeURIComponent(login)}`, change)
+  }
+
+  async addDid (number: string, target: string): Promise<DidRoute> { return await this.call('POST', '/dids', { number, target }) }
+  async listDids (login?: string): Promise<DidRoute[]> { return (await this.call('GET', `/dids${login != null ? `?login=${encodeURIComponent(login)}` : ''}`)).dids }
+  async removeDid (number: string): Promise<void> { await this.call('DELETE', `/dids/${encodeURIComponent(number)}`) }
+
   async close (): Promise<void> {}
 }
 
 class StoreAdmin implements Admin {
   readonly live = false
-  constructor (private readonly store: Store, private readonly users: Users) {}
+  constructor (private readonly store: Store, private readonly users: Users, private readonly pbx: Pbx) {}
   async status (): Promise<undefined> { return undefined }
   async addUser (login: string, password: string, displayName?: string, listed?: boolean): Promise<PublicUser> {
     const u = await this.users.add({ login, password, ...(displayName != null ? { displayName } : {}), ...(listed === true ? { listed: true } : {}) })
@@ -129,7 +155,11 @@ class StoreAdmin implements Admin {
 
   async setPassword (login: string, password: string): Promise<void> { await this.users.setPassword(login, password) }
   async updateUser (login: string, change: { displayName?: string, listed?: boolean }): Promise<void> { await this.users.update(login, change) }
-  async removeUser (login: string): Promise<void> { await this.users.remove(login) }
+  async removeUser (login: string): Promise<void> {
+    await this.users.remove(login)
+    await this.pbx.forget(login)
+  }
+
   async listUsers (): Promise<PublicUser[]> {
     return (await this.users.list()).map(u => ({ login: u.login, realm: u.realm, sha256: u.ha1Sha256 != null, createdAt: u.createdAt, ...(u.displayName != null ? { displayName: u.displayName } : {}) }))
   }
@@ -142,6 +172,24 @@ class StoreAdmin implements Admin {
     return await listMessages(this.store.table<MessageRecord>('msgid_message'), { ...(opts.user != null ? { login: opts.user } : {}), ...(opts.since != null ? { since: opts.since } : {}), ...(opts.limit != null ? { limit: opts.limit } : {}) })
   }
 
+  async addTrunk (t: NewTrunk): Promise<PublicTrunk & { password: string }> {
+    const r = await this.pbx.addTrunk(t)
+    return { ...storeTrunk(r.trunk), password: r.password }
+  }
+
+  async listTrunks (login?: string): Promise<PublicTrunk[]> { return (await this.pbx.listTrunks(login)).map(storeTrunk) }
+  async removeTrunk (login: string, name: string): Promise<void> { await this.pbx.removeTrunk(login, name) }
+  async setPbx (login: string, change: { mode?: string, distribution?: string, alias?: { name: string, ext: string | null, listed?: boolean } }): Promise<PbxSettings> {
+    return await this.pbx.setSettings(login, change as Parameters<Pbx['setSettings']>[1])
+  }
+
+  async addDid (number: string, target: string): Promise<DidRoute> { return await this.pbx.addDid(number, target) }
+  async listDids (login?: string): Promise<DidRoute[]> { return await this.pbx.listDids(login) }
+  async removeDid (number: string): Promise<void> { await this.pbx.removeDid(number) }
   async close (): Promise<void> { await this.store.stop() }
 }
 
+
+function storeTrunk (t: TrunkRecord): PublicTrunk {
+  return { login: t.login, name: t.name, username: `${t.login}_${t.name}`, kind: t.kind, maxCalls: t.maxCalls, ...(t.allow != null ? { allow: t.allow } : {}), ...(t.target != null ? { target: t.target } : {}), extensionIdentity: t.extensionIdentity === true }
+}

@@ -1,7 +1,7 @@
 import { CommanderError } from 'commander'
 import { ConfigError, InvalidInputError } from '../core/index.js'
 import { StoreLockedError } from '../store/index.js'
-import { UnknownUserError, UserExistsError } from '../users/index.js'
+import { UnknownUserError, UserExistsError, TrunkExistsError, UnknownTrunkError, DidExistsError, UnknownDidError } from '../users/index.js'
 
 /** Exit codes: 0 done, 1 could not be done (runtime), 2 bad usage, config or input, 3 daemon not running (status). */
 export const EXIT = { ok: 0, failure: 1, usage: 2, notRunning: 3 } as const
@@ -15,7 +15,8 @@ export class CliError extends Error {
 export function exitCodeFor (err: unknown): number {
   if (err instanceof CliError) return err.code
   if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT.usage
-  if (err instanceof ConfigError || err instanceof InvalidInputError || err instanceof UserExistsError || err instanceof UnknownUserError) return EXIT.usage
+  if (err instanceof ConfigError || err instanceof InvalidInputError || err instanceof UserExistsError || err instanceof UnknownUserError ||
+    err instanceof TrunkExistsError || err instanceof UnknownTrunkError || err instanceof DidExistsError || err instanceof UnknownDidError) return EXIT.usage
   return EXIT.failure
 }
 

@@ -8,7 +8,7 @@ import { ConfigError, InvalidInputError } from '../core/index.js'
 import { M1Node } from '../node.js'
 import { VERSION } from '../version.js'
 import { FILES, defaultNodeName, ensureDataDir, loadIdentity, loadToken, readDaemonInfo, readTokenIfAny } from '../datadir.js'
-import { normalizeLogin } from '../users/index.js'
+import { normalizeLogin, checkE164, parseTrunkUser, type TrunkKind } from '../users/index.js'
 import { openAdmin, type Admin } from './control-client.js'
 import { CliError, EXIT, fail } from './exit.js'
 import { readPassword } from './prompt.js'
@@ -138,6 +138,7 @@ export function buildProgram (): Command {
           `  listening      ${(s.sip as any[]).filter(a => a.transport !== 'P2P').map(a => `${String(a.transport)} ${String(a.address)}:${String(a.port)}`).join(', ')}`,
           `  registrations  ${String(s.registrations)}`,
           `  peer id        ${String(s.peerId)}`,
+          ...((s.upstream ?? []) as any[]).map(u => `  upstream       ${String(u.username)}@${String(u.server)}  ${String(u.state)}${u.expiresAt != null ? ` until ${new Date(u.expiresAt as number).toISOString()}` : ''}${u.lastError != null ? `  (${String(u.lastError)})` : ''}`),
           ''
         ].join('\n'))
       })
@@ -214,6 +215,8 @@ export function buildProgram (): Command {
       })
     })
 
+  buildPbxCommands(program)
+
   const calls = program.command('calls').description('call records')
   common(calls.command('list'))
     .description('recent calls, oldest first')
@@ -262,6 +265,7 @@ export function buildProgram (): Command {
       const r = await daemonCall(opts, `/resolve?name=${encodeURIComponent(name)}`)
       if (opts.json === true) { process.stdout.write(JSON.stringify(r) + '\n'); return }
       const out: string[] = []
+      if (r.did != null) out.push(`did      ${String(r.did.name)} routed by node ${String(r.did.node)}`)
       if (r.login != null) out.push(`login    ${String(r.login.name)}@${String(r.login.node)}${r.login.displayName !== '' ? ` (${String(r.login.displayName)})` : ''}${r.login.listed === true ? ', listed' : ''}`)
       if (r.node != null) {
         out.push(`node     ${String(r.node.name)}  domains ${(r.node.domains as string[]).join(', ')}  ${String(r.node.version)}`)
@@ -295,6 +299,146 @@ export function buildProgram (): Command {
 
   program.addOption(new Option('--no-color').hideHelp())
   return program
+}
+
+/** The `server` a PBX is given: the SIP domain, with the UDP port when it is not 5060. */
+async function sipServer (opts: Common, admin: Admin): Promise<string> {
+  const status = await admin.status() as any
+  if (status != null) {
+    const udp = (status.sip as Array<{ transport: string, port: number }>).find(a => a.transport === 'UDP')
+    return `${String(status.domain)}${udp != null && udp.port !== 5060 ? `:${udp.port}` : ''}`
+  }
+  const { config, dataDir } = await resolve(opts)
+  const name = config.node.name !== '' ? config.node.name : defaultNodeName(await loadIdentity(dataDir))
+  const domain = config.sip.domain !== '' ? config.sip.domain : name
+  return `${domain}${config.sip.udpPort !== 5060 ? `:${config.sip.udpPort}` : ''}`
+}
+
+/** `m1node trunk ...` and `m1node did ...` (docs/pbx.md). */
+function buildPbxCommands (program: Command): void {
+  const trunk = program.command('trunk').description('PBX trunks, gateways and lines under a login (docs/pbx.md)')
+  common(trunk.command('add <login>'))
+    .description('add a trunk (or a line) with its own SIP login and a generated password; prints what the PBX needs')
+    .requiredOption('--name <name>', 'trunk name, e.g. office-pbx: the SIP login becomes <login>_<name>')
+    .option('--static', 'IP-authenticated trunk for PBXs that cannot register (needs --allow and --target)')
+    .option('--line', 'a phone of the login rather than a PBX: rings with its other phones, no extensions')
+    .option('--allow <ips>', 'static trunk: source addresses whose calls are this trunk\'s (comma-separated IPs)')
+    .option('--target <host:port>', 'static trunk: where calls to the login are sent (IP address and port)')
+    .option('--max-calls <n>', 'calls at once through this trunk (0: no cap)', '0')
+    .option('--extension-identity', 'calls from the PBX show <login>.<extension> instead of the bare login')
+    .option('-p, --password <password>', 'use this password instead of a generated one')
+    .action(async (login: string, opts: Common & { name: string, static?: boolean, line?: boolean, allow?: string, target?: string, maxCalls: string, extensionIdentity?: boolean, password?: string }) => {
+      const normalized = checkLogin(login)
+      const maxCalls = Number(opts.maxCalls)
+      if (!Number.isInteger(maxCalls) || maxCalls < 0) throw new InvalidInputError('--max-calls', 'must be a non-negative integer')
+      if (opts.static === true && opts.line === true) throw new InvalidInputError('--static', 'cannot be given with --line')
+      const kind: TrunkKind = opts.static === true ? 'static' : opts.line === true ? 'line' : 'register'
+      await withAdmin(opts, async (admin) => {
+        const t = await admin.addTrunk({
+          login: normalized,
+          name: opts.name,
+          kind,
+          maxCalls,
+          ...(opts.allow != null ? { allow: opts.allow.split(',').map(a => a.trim()).filter(a => a !== '') } : {}),
+          ...(opts.target != null ? { target: opts.target } : {}),
+          ...(opts.extensionIdentity === true ? { extensionIdentity: true } : {}),
+          ...(opts.password != null ? { password: opts.password } : {})
+        })
+        const server = await sipServer(opts, admin)
+        const domain = server.replace(/:\d+$/, '')
+        const out = kind === 'static'
+          ? [
+              `static trunk ${t.username} added${admin.live ? '' : ' (daemon not running: written to the store)'}`,
+              `  server    ${server}`,
+              `  allowed   ${(t.allow ?? []).join(', ')} (no registration, no password)`,
+              `  target    ${t.target ?? ''} (calls to ${t.login}@${domain} are sent there)`,
+              '',
+              `outbound: send INVITEs from an allowed address to sip:<login, number or login*node>@${server}`
+            ]
+          : [
+              `${kind === 'line' ? 'line' : 'trunk'} ${t.username} added${admin.live ? '' : ' (daemon not running: written to the store)'}`,
+              `  server    ${server}`,
+              `  login     ${t.username}`,
+              `  password  ${t.password}`,
+              '',
+              `registration: REGISTER sip:${domain} as sip:${t.username}@${domain} (auth username ${t.username}), expiry 60-7200 s; the Contact is used exactly as registered`,
+              `outbound:     INVITE sip:<login, number or login*node>@${domain} through ${server}, answering 407 with the same login and password`,
+              `inbound:      calls to ${t.login}@${domain} arrive at the registered Contact (m1node trunk mode ${t.login} extensions: ${t.login}.<ext> reaches extension <ext>)`,
+              t.maxCalls > 0 ? `limit:        ${t.maxCalls} calls at once` : 'limit:        none'
+            ]
+        process.stdout.write(out.join('\n') + '\n')
+      })
+    })
+  common(trunk.command('list [login]'))
+    .description('list trunks and lines (of one login, or all)')
+    .option('--json', 'one JSON object per line')
+    .action(async (login: string | undefined, opts: Common & { json?: boolean }) => {
+      await withAdmin(opts, async (admin) => {
+        const list = await admin.listTrunks(login != null ? checkLogin(login) : undefined)
+        const lines = list.map(t => opts.json === true
+          ? JSON.stringify(t)
+          : [t.username, t.kind, t.kind === 'static' ? `allow ${(t.allow ?? []).join(',')} -> ${t.target ?? ''}` : `${t.registrations ?? '-'} registered`, t.maxCalls > 0 ? `max ${t.maxCalls} calls` : ''].join('\t').trimEnd())
+        if (lines.length > 0) process.stdout.write(lines.join('\n') + '\n')
+      })
+    })
+  common(trunk.command('rm <login> [name]'))
+    .description('remove a trunk: m1node trunk rm acme office-pbx (or acme_office-pbx)')
+    .action(async (login: string, name: string | undefined, opts: Common) => {
+      const parsed = name == null ? parseTrunkUser(login) : { login: checkLogin(login), name }
+      if (parsed == null) throw new InvalidInputError('name', 'give <login> <name> or <login>_<name>')
+      await withAdmin(opts, async (admin) => { await admin.removeTrunk(parsed.login, parsed.name) })
+      process.stdout.write(`removed ${parsed.login}_${parsed.name}\n`)
+    })
+  common(trunk.command('mode <login> [mode]'))
+    .description('inbound routing of a login with trunks: main (every call to the trunk as is) or extensions (<login>.<ext>)')
+    .option('--distribution <how>', 'failover (by q-value), roundrobin or parallel')
+    .action(async (login: string, mode: string | undefined, opts: Common & { distribution?: string }) => {
+      const normalized = checkLogin(login)
+      await withAdmin(opts, async (admin) => {
+        const s = await admin.setPbx(normalized, { ...(mode != null ? { mode } : {}), ...(opts.distribution != null ? { distribution: opts.distribution } : {}) })
+        process.stdout.write(`${s.login}: mode ${s.mode}, distribution ${s.distribution}${Object.keys(s.aliases).length > 0 ? `, aliases ${Object.entries(s.aliases).map(([a, e]) => `${a}.${s.login}->${e}`).join(' ')}` : ''}\n`)
+      })
+    })
+  common(trunk.command('alias <login> <alias> [extension]'))
+    .description('name an extension: m1node trunk alias acme sales 201 makes sales.acme reach extension 201')
+    .option('--rm', 'remove the alias')
+    .option('--listed', 'give the alias a directory entry of its own (found by search, called from other nodes)')
+    .action(async (login: string, alias: string, ext: string | undefined, opts: Common & { rm?: boolean, listed?: boolean }) => {
+      const normalized = checkLogin(login)
+      if (ext == null && opts.rm !== true) throw new InvalidInputError('extension', 'missing (or --rm)')
+      await withAdmin(opts, async (admin) => {
+        await admin.setPbx(normalized, { alias: { name: alias, ext: opts.rm === true ? null : ext!, ...(opts.listed === true ? { listed: true } : { listed: false }) } })
+      })
+      process.stdout.write(opts.rm === true ? `removed ${alias}.${normalized}\n` : `${alias}.${normalized} -> extension ${ext!}\n`)
+    })
+
+  const did = program.command('did').description('DIDs (telephone numbers) routed to logins or extensions')
+  common(did.command('add <number> <target>'))
+    .description('route an E.164 number to a login or extension: m1node did add +15551234567 acme.201')
+    .action(async (number: string, target: string, opts: Common) => {
+      const e164 = checkE164(number)
+      await withAdmin(opts, async (admin) => {
+        const d = await admin.addDid(e164, target)
+        process.stdout.write(`${d.did} -> ${d.login}${d.ext != null ? ` extension ${d.ext}` : ''}${admin.live ? '' : ' (daemon not running: written to the store)'}\n`)
+      })
+    })
+  common(did.command('list [login]'))
+    .description('list routed DIDs')
+    .option('--json', 'one JSON object per line')
+    .action(async (login: string | undefined, opts: Common & { json?: boolean }) => {
+      await withAdmin(opts, async (admin) => {
+        const list = await admin.listDids(login != null ? checkLogin(login) : undefined)
+        const lines = list.map(d => opts.json === true ? JSON.stringify(d) : `${d.did}\t${d.login}${d.ext != null ? `.${d.ext}` : ''}`)
+        if (lines.length > 0) process.stdout.write(lines.join('\n') + '\n')
+      })
+    })
+  common(did.command('rm <number>'))
+    .description('stop routing a DID')
+    .action(async (number: string, opts: Common) => {
+      const e164 = checkE164(number)
+      await withAdmin(opts, async (admin) => { await admin.removeDid(e164) })
+      process.stdout.write(`removed ${e164}\n`)
+    })
 }
 
 /** Runs the CLI; every failure becomes one line on stderr and an exit code (see exit.ts). */

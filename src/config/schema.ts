@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { ConfigError, nameProblem } from '../core/index.js'
 
 /** One config key: its type, default and the line that documents it (config.example.toml, docs/config.md). */
@@ -112,17 +113,45 @@ export const SCHEMA = {
     host: { type: 'string', default: '127.0.0.1', doc: 'Address of the HTTP server. The control API needs the token in the data dir.' },
     port: port('HTTP port (0: any free port).', 5080)
   },
+  pbx: {
+    did_providers: { type: 'string[]', default: [], doc: 'Source addresses (IP literals) of DID providers whose INVITEs to a routed DID are taken without an account (servers of [[upstream]] registrations are taken too). Anyone else calling a DID needs to authenticate.', check: (v: string[]) => v.every(a => isIP(a) !== 0) ? undefined : 'every entry must be an IP address' },
+    distribution: { type: 'string', default: 'failover', values: ['failover', 'roundrobin', 'parallel'], doc: 'How calls reach the registered contacts of a PBX trunk unless a login sets its own: failover (one at a time by q-value, next on 5xx, 408 or no answer), roundrobin (in turn, with failover), parallel (all at once).' },
+    failover_timeout: seconds('Seconds a PBX trunk contact may send nothing at all (not even 100 Trying) before failover tries the next contact (0: wait for the transaction timeout, 32 s with the default T1).', 5, 0, 60),
+    announce_dids: { type: 'boolean', default: true, doc: 'Announce every routed DID in the directory as a signed /m1/did/<number> record, so other nodes call it over the network.' }
+  },
   log: {
     level: { type: 'string', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'Log level.' }
   }
 } as const satisfies Record<string, Record<string, Field>>
 
+/**
+ * Arrays of tables (`[[upstream]]`): one schema per entry. Their keys have no environment override; a missing
+ * key without default (`default: undefined`) is an error naming `upstream[i].key`.
+ */
+export const ARRAY_SCHEMA = {
+  upstream: {
+    server: { type: 'string', default: '', doc: 'Registrar of the provider, `host[:port]` (port 5060 when left out).', check: (v: string) => /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(v) ? undefined : 'must be host[:port]' },
+    username: { type: 'string', default: '', doc: 'Account name at the provider (From/To user and digest username).', check: (v: string) => /^[^\s@<>"]{1,128}$/.test(v) ? undefined : 'must be 1-128 characters without spaces, @, <, > or quotes' },
+    password: { type: 'string', default: '', doc: 'Password at the provider; never logged.' },
+    auth_username: { type: 'string', default: '', doc: 'Digest username when it differs from username.' },
+    domain: { type: 'string', default: '', doc: 'Domain of the account (Request-URI, From and To host). Empty: the host of server.' },
+    expiry: { type: 'integer', default: 3600, min: 60, max: 86_400, doc: 'Registration length asked for, seconds; the node refreshes at about 85 % of what the provider grants.' },
+    transport: { type: 'string', default: 'udp', values: ['udp', 'tcp'], doc: 'Transport to the provider.' },
+    contact_user: { type: 'string', default: '', doc: 'User part of the registered Contact, which the provider puts in the Request-URI of inbound calls (a DID routed here). Empty: username.' }
+  }
+} as const satisfies Record<string, Record<string, Field>>
+
 type Schema = typeof SCHEMA
+type ArraySchema = typeof ARRAY_SCHEMA
 type Camel<S extends string> = S extends `${infer H}_${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S
 type ValueOf<F> = F extends { type: 'integer' } ? number : F extends { type: 'boolean' } ? boolean : F extends { type: 'string[]' } ? string[] : string
 
 /** The validated, frozen config: one table per module, camelCase keys. */
-export type M1Config = { readonly [T in keyof Schema]: { readonly [K in keyof Schema[T] as Camel<K & string>]: ValueOf<Schema[T][K]> } }
+export type M1Config = { readonly [T in keyof Schema]: { readonly [K in keyof Schema[T] as Camel<K & string>]: ValueOf<Schema[T][K]> } } &
+{ readonly [T in keyof ArraySchema]: ReadonlyArray<{ readonly [K in keyof ArraySchema[T] as Camel<K & string>]: ValueOf<ArraySchema[T][K]> }> }
+
+/** One `[[upstream]]` entry of the validated config. */
+export type UpstreamConfig = M1Config['upstream'][number]
 
 export function camel (key: string): string {
   return key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
@@ -205,6 +234,7 @@ function describe (v: unknown): string {
 export function validate (raw: Record<string, unknown>): M1Config {
   const out: Record<string, Record<string, unknown>> = {}
   for (const [table, value] of Object.entries(raw)) {
+    if (table in ARRAY_SCHEMA) continue
     if (!(table in SCHEMA)) throw new ConfigError(table, 'unknown table')
     if (value == null || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(table, 'must be a table')
     for (const key of Object.keys(value)) {
@@ -220,6 +250,22 @@ export function validate (raw: Record<string, unknown>): M1Config {
       t[camel(key)] = checkValue(path, field as Field, value)
     }
     out[table] = t
+  }
+  for (const [table, keys] of Object.entries(ARRAY_SCHEMA)) {
+    const given = raw[table] ?? []
+    if (!Array.isArray(given)) throw new ConfigError(table, `must be an array of tables ([[${table}]])`)
+    ;(out as Record<string, unknown>)[table] = given.map((entry: unknown, i: number) => {
+      const at = `${table}[${i}]`
+      if (entry == null || typeof entry !== 'object' || Array.isArray(entry)) throw new ConfigError(at, 'must be a table')
+      for (const key of Object.keys(entry)) if (!(key in keys)) throw new ConfigError(`${at}.${key}`, 'unknown key')
+      const t: Record<string, unknown> = {}
+      for (const [key, field] of Object.entries(keys)) {
+        const value = key in entry ? (entry as Record<string, unknown>)[key] : structuredClone((field as Field).default)
+        t[camel(key)] = checkValue(`${at}.${key}`, field as Field, value)
+      }
+      for (const key of ['server', 'username', 'password']) if (t[key] === '') throw new ConfigError(`${at}.${key}`, 'is required')
+      return t
+    })
   }
   const cfg = out as unknown as M1Config
   if (cfg.registrar.minExpires > cfg.registrar.maxExpires) throw new ConfigError('registrar.min_expires', 'must not exceed registrar.max_expires')

@@ -3,7 +3,7 @@ import { foldName, nameProblem, InvalidInputError } from '../core/index.js'
 import type { Table } from '../store/index.js'
 import type { Ed25519Keys, P2p } from '../p2p/index.js'
 import { NameKeyChangedError, NameNotFoundError, NameTakenError, RecordRejectedError } from './errors.js'
-import { decodeRecord, recordKey, selectRecord, signRecord, type DirectoryRecord, type LoginRecord, type NodeRecord, type RecordKind } from './records.js'
+import { decodeRecord, recordKey, selectRecord, signRecord, E164_NAME_RE, type DidRecord, type DirectoryRecord, type LoginRecord, type NodeRecord, type RecordKind } from './records.js'
 import { DirectorySearch, runLimited, type Listing, type SearchInit, type SearchResult } from './search.js'
 
 const encoder = new TextEncoder()
@@ -28,6 +28,8 @@ export interface DirectoryComponents {
   pins: Table<NamePin>
   /** every local user (listed or not): each gets a login record */
   localUsers: () => Promise<LocalUser[]>
+  /** every DID this node routes (E.164): each gets a `/m1/did/<number>` record */
+  localDids?: () => Promise<string[]>
   logger: Logger
   metrics?: Metrics
 }
@@ -60,6 +62,7 @@ export interface DirectoryInit {
 export interface Resolution {
   login?: LoginRecord
   node?: NodeRecord
+  did?: DidRecord
 }
 
 interface CacheEntry { record: DirectoryRecord | null, until: number }
@@ -74,6 +77,7 @@ export class Directory {
   private readonly cache = new Map<string, CacheEntry>()
   private readonly inflight = new Map<string, Promise<DirectoryRecord>>()
   private readonly published = new Map<string, { record: LoginRecord, bytes: Uint8Array }>()
+  private readonly publishedDids = new Set<string>()
   private nodeRecord?: { record: NodeRecord, bytes: Uint8Array }
   private readonly checkedNames = new Set<string>()
   private readonly pending = new Map<string, LocalUser>()
@@ -133,8 +137,55 @@ export class Directory {
         }
       })
     }
+    const dids = await this.components.localDids?.() ?? []
+    this.publishedDids.clear()
+    await runLimited(dids, 4, async (did) => {
+      try {
+        await this.publishDid(did, { signal })
+      } catch (err) {
+        if (err instanceof NameTakenError) this.log.error({ did, owner: err.ownerPeerId }, 'DID is announced by another node in the directory: not published')
+        else if (!signal.aborted) this.log.warn({ did, err }, 'cannot publish DID record')
+      }
+    })
     void this.search.refreshTokens()
     return peers
+  }
+
+  /** Signs and stores the record of a DID this node routes (same first-come rule as logins). */
+  async publishDid (did: string, options: { signal?: AbortSignal } = {}): Promise<number> {
+    if (!E164_NAME_RE.test(did)) throw new InvalidInputError('did', `"${did}" is no E.164 number`)
+    const now = Date.now()
+    const { record, key, bytes } = signRecord<DidRecord>({
+      kind: 'did',
+      name: did,
+      seq: this.nextSeq(),
+      issuedAt: now,
+      expiresAt: now + (this.init.recordTtl ?? 86_400) * 1000,
+      node: this.init.nodeName
+    }, this.components.keys)
+    await this.checkNotTaken('did', did, options.signal)
+    this.publishedDids.add(did)
+    this.remember(key, record)
+    return await this.put(key, bytes, 'did', options.signal)
+  }
+
+  /** A DID was added: announce it now (in the background). */
+  didAdded (did: string): void {
+    void this.publishDid(did, { signal: this.abort.signal }).catch((err: unknown) => {
+      if (err instanceof NameTakenError) this.log.error({ did, owner: err.ownerPeerId }, 'DID is announced by another node in the directory: not published')
+      else if (!this.abort.signal.aborted) this.log.warn({ did, err }, 'cannot publish DID record')
+    })
+  }
+
+  /** A DID was removed: no more republication; its record expires. */
+  didRemoved (did: string): void {
+    this.publishedDids.delete(did)
+    this.cache.delete(recordKey('did', did))
+  }
+
+  async resolveDid (did: string, options: { signal?: AbortSignal } = {}): Promise<DidRecord> {
+    if (!E164_NAME_RE.test(did)) throw new InvalidInputError('did', `"${did}" is no E.164 number`)
+    return await this.resolveKind('did', did, options) as DidRecord
   }
 
   /** Signs and stores this node's record; returns how many peers accepted it. */
@@ -233,6 +284,17 @@ export class Directory {
         if (!(err instanceof NameNotFoundError)) throw err
       }
       return { node, ...(rec != null ? { login: rec } : {}) }
+    }
+    if (E164_NAME_RE.test(query.trim())) {
+      const did = await this.resolveDid(query.trim(), options)
+      let node: NodeRecord | undefined
+      try {
+        node = await this.resolveNode(did.node, options)
+        if (node.peerId !== did.peerId) node = undefined
+      } catch (err) {
+        if (!(err instanceof NameNotFoundError)) throw err
+      }
+      return { did, ...(node != null ? { node } : {}) }
     }
     const name = checkName(query, 'name')
     try {

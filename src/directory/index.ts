@@ -7,6 +7,6 @@ export { DirectorySearch, DIR_PROTOCOL, MIN_QUERY_LENGTH, MAX_TOKEN_LENGTH, MAX_
 export {
   recordKey, parseRecordKey, canonicalJson, signingBytes, signRecord, decodeRecord, checkOwnership, selectRecord, b64u,
   MAX_RECORD_BYTES, MAX_LIFETIME_MS, MAX_SKEW_MS, SIGNING_PREFIX,
-  type DirectoryRecord, type NodeRecord, type LoginRecord, type RecordKind, type RecordCommon, type Unsigned
+  type DirectoryRecord, type NodeRecord, type LoginRecord, type DidRecord, E164_NAME_RE, type RecordKind, type RecordCommon, type Unsigned
 } from './records.js'
 export * from './errors.js'

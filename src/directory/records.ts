@@ -8,7 +8,7 @@ import { RecordRejectedError } from './errors.js'
  * object signed with the node's Ed25519 key.
  */
 
-export type RecordKind = 'node' | 'login'
+export type RecordKind = 'node' | 'login' | 'did'
 
 /** Fields every record carries. */
 export interface RecordCommon {
@@ -53,7 +53,17 @@ export interface LoginRecord extends RecordCommon {
   listed: boolean
 }
 
-export type DirectoryRecord = NodeRecord | LoginRecord
+/** A telephone number announced by the node that routes it (docs/pbx.md): `/m1/did/+15551234567`. */
+export interface DidRecord extends RecordCommon {
+  kind: 'did'
+  /** the node that routes the number; its peer id is `peerId` */
+  node: string
+}
+
+/** E.164: `+` and 1-15 digits (the name of a DID record). */
+export const E164_NAME_RE = /^\+\d{1,15}$/
+
+export type DirectoryRecord = NodeRecord | LoginRecord | DidRecord
 export type Unsigned<R extends DirectoryRecord> = Omit<R, 'sig' | 'publicKey' | 'peerId' | 'v'>
 
 /** Largest encoded record, in bytes. */
@@ -71,7 +81,8 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
 const COMMON = ['v', 'kind', 'name', 'peerId', 'publicKey', 'seq', 'issuedAt', 'expiresAt', 'sig']
 const FIELDS: Record<RecordKind, string[]> = {
   node: [...COMMON, 'domains', 'addrs', 'relays', 'mailboxes', 'version'],
-  login: [...COMMON, 'node', 'displayName', 'listed']
+  login: [...COMMON, 'node', 'displayName', 'listed'],
+  did: [...COMMON, 'node']
 }
 
 /** The DHT key of a record: `/m1/<kind>/<name>`. */
@@ -83,9 +94,13 @@ export function recordKey (kind: RecordKind, name: string): string {
 export function parseRecordKey (key: string | Uint8Array): { kind: RecordKind, name: string } {
   let text: string
   try { text = typeof key === 'string' ? key : decoder.decode(key) } catch { throw new RecordRejectedError('bad-key', 'key is not UTF-8') }
-  const m = /^\/m1\/(node|login)\/([^/]+)$/.exec(text)
+  const m = /^\/m1\/(node|login|did)\/([^/]+)$/.exec(text)
   if (m == null) throw new RecordRejectedError('bad-key', `unknown key ${text.slice(0, 80)}`)
   const name = m[2]!
+  if (m[1] === 'did') {
+    if (!E164_NAME_RE.test(name)) throw new RecordRejectedError('bad-name', `${name.slice(0, 80)} is no E.164 number`)
+    return { kind: 'did', name }
+  }
   if (foldName(name) !== name || nameProblem(name) != null) throw new RecordRejectedError('bad-name', `${name.slice(0, 80)} breaks the name rule`)
   return { kind: m[1] as RecordKind, name }
 }
@@ -170,7 +185,8 @@ export function decodeRecord (key: string | Uint8Array, bytes: Uint8Array, optio
   }
   if (typeof r.peerId !== 'string' || typeof r.publicKey !== 'string' || typeof r.sig !== 'string') throw new RecordRejectedError('bad-field', 'peerId, publicKey and sig must be strings')
   if (kind === 'node') checkNodeFields(r)
-  else checkLoginFields(r)
+  else if (kind === 'login') checkLoginFields(r)
+  else checkNodeName(r)
 
   const pk = fromB64u(r.publicKey)
   if (pk == null || pk.length !== 32) throw new RecordRejectedError('bad-public-key', 'publicKey must be 32 bytes of base64url')
@@ -246,8 +262,12 @@ function checkNodeFields (r: Record<string, unknown>): void {
   if (typeof r.version !== 'string' || r.version.length > 64) throw new RecordRejectedError('bad-field', 'version must be a string of at most 64 characters')
 }
 
-function checkLoginFields (r: Record<string, unknown>): void {
+function checkNodeName (r: Record<string, unknown>): void {
   if (typeof r.node !== 'string' || nameProblem(r.node) != null || foldName(r.node) !== r.node) throw new RecordRejectedError('bad-name', 'node breaks the name rule')
+}
+
+function checkLoginFields (r: Record<string, unknown>): void {
+  checkNodeName(r)
   if (typeof r.displayName !== 'string' || r.displayName.length > 128 || /\p{Cc}/u.test(r.displayName)) throw new RecordRejectedError('bad-field', 'displayName must be at most 128 characters without control characters')
   if (typeof r.listed !== 'boolean') throw new RecordRejectedError('bad-field', 'listed must be true or false')
 }

@@ -34,6 +34,8 @@ export interface Binding {
   instance?: string
   regId?: number
   userAgent?: string
+  /** the trunk (PBX, gateway) that registered this contact under the login, when one did (docs/pbx.md) */
+  trunk?: string
   updatedAt: number
 }
 

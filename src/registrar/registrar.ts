@@ -9,6 +9,8 @@ export interface RegistrarComponents {
   /** returns the authenticated login or throws the auth layer's typed errors */
   authenticate: (req: SipRequest, source: string) => Promise<string>
   location: Pick<Location, 'update'>
+  /** splits an authenticated principal into the AOR and the trunk it registers (`acme_office-pbx`); default: the AOR itself */
+  principal?: (authenticated: string) => { login: string, trunk?: string }
   /** whether a host names this node (its SIP domain, aliases, or an address it listens on) */
   isLocalDomain: (host: string) => boolean
   logger?: Logger
@@ -55,10 +57,12 @@ export class Registrar {
     // §10.3 step 1: the Request-URI names the domain, which must be ours
     if (!this.components.isLocalDomain(req.uri.host)) throw new RegisterForbiddenError(`domain ${req.uri.host} is not served here`)
     // step 3: authenticate
-    const login = await this.components.authenticate(req, flow.remoteAddress)
-    // step 4-5: the authenticated user may change only its own AOR
-    const toUser = req.to.uri.user != null ? decodeURIComponent(req.to.uri.user).toLowerCase() : undefined
-    if (toUser !== login) throw new RegisterForbiddenError(`${login} may not register ${toUser ?? '(no user)'}`)
+    const authenticated = await this.components.authenticate(req, flow.remoteAddress)
+    const { login, trunk } = this.components.principal?.(authenticated) ?? { login: authenticated }
+    // step 4-5: the authenticated user may change only its own AOR; a trunk registers under its login's AOR, as
+    // `acme` or as its own username `acme_office-pbx` (what PBXs put in To by default)
+    const toUser = req.to.uri.user != null ? safeLower(req.to.uri.user) : undefined
+    if (toUser !== login && (trunk == null || toUser !== authenticated)) throw new RegisterForbiddenError(`${login} may not register ${toUser ?? '(no user)'}`)
     if (!this.components.isLocalDomain(req.to.uri.host)) throw new RegisterForbiddenError(`domain ${req.to.uri.host} is not served here`)
 
     const contacts = this.readContacts(req)
@@ -73,12 +77,14 @@ export class Registrar {
       if (contacts === '*') {
         // §10.3 step 6: '*' removes every binding unless one was made by a newer request of the same Call-ID
         for (const b of current) if (b.callId === callId && b.cseq >= cseq) throw new OutOfOrderRegisterError()
-        return { bindings: [], result: [] as Binding[] }
+        // a trunk removes only its own contacts, a login only those of no trunk
+        const kept = current.filter(b => b.trunk !== trunk)
+        return { bindings: kept, result: kept }
       }
       const next = [...current]
       for (const c of contacts) {
         const expires = this.contactExpires(c, headerExpires)
-        const key = contactKey(c)
+        const key = (trunk != null ? `t:${trunk}:` : '') + contactKey(c)
         const i = next.findIndex(b => b.key === key)
         const existing = i >= 0 ? next[i] : undefined
         if (existing != null && existing.callId === callId && existing.cseq >= cseq) throw new OutOfOrderRegisterError()
@@ -101,6 +107,7 @@ export class Registrar {
           ...(instanceOf(c) != null ? { instance: instanceOf(c)! } : {}),
           ...(c.params['reg-id'] != null ? { regId: Number(c.params['reg-id']) } : {}),
           ...(userAgent != null ? { userAgent: userAgent.slice(0, 200) } : {}),
+          ...(trunk != null ? { trunk } : {}),
           updatedAt: now
         }
         if (i >= 0) next[i] = b
@@ -110,8 +117,9 @@ export class Registrar {
       return { bindings: next, result: next }
     })
 
-    this.components.logger?.info({ aor: login, contacts: bindings.length, source: `${flow.transport} ${flow.remoteAddress}:${flow.remotePort}` }, 'registered')
-    const headers: SipHeader[] = bindings.map(b => ({
+    this.components.logger?.info({ aor: login, ...(trunk != null ? { trunk } : {}), contacts: bindings.length, source: `${flow.transport} ${flow.remoteAddress}:${flow.remotePort}` }, 'registered')
+    // a trunk sees its own contacts only: the login's other equipment is none of its business
+    const headers: SipHeader[] = bindings.filter(b => b.trunk === trunk).map(b => ({
       name: 'Contact',
       value: `<${b.contact}>;expires=${Math.max(0, Math.round((b.expiresAt - now) / 1000))}${b.q !== 1000 ? `;q=${(b.q / 1000).toString()}` : ''}${formatParams(b.contactParams)}`
     }))
@@ -195,4 +203,8 @@ function formatParams (params: Record<string, string | null>): string {
   let s = ''
   for (const [k, v] of Object.entries(params)) s += v == null ? `;${k}` : `;${k}=${v}`
   return s
+}
+
+function safeLower (user: string): string {
+  try { return decodeURIComponent(user).toLowerCase() } catch { return user.toLowerCase() }
 }

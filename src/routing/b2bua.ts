@@ -58,7 +58,12 @@ export interface Caller {
   identity: NameAddr
   /** the m1 node the call came from, verified against its libp2p peer id: `identity` is then asserted (P-Asserted-Identity) */
   node?: string
+  /** further call caps this caller counts against (a PBX trunk's `max_calls`) */
+  caps?: CallCap[]
 }
+
+/** A cap on calls at once, counted under `key` (e.g. `trunk:acme_office-pbx`). */
+export interface CallCap { key: string, max: number }
 
 /**
  * Who is called: a local login and its live bindings, or a login at another m1 node and one binding whose flow is
@@ -71,6 +76,14 @@ export interface Callee {
   domain?: string
   /** the m1 node that serves the callee, when it is not this node */
   node?: string
+  /** To user part when it is not `login` (an extension `acme.201`, a DID) */
+  toUser?: string
+  /** one binding at a time, in the given order, moving on after 5xx, 408 or no answer (PBX failover) */
+  sequential?: boolean
+  /** sequential forking: ms a contact may stay silent (not even 100 Trying) before the next is tried; 0: the transaction timeout */
+  failoverAfterMs?: number
+  /** further call caps this callee counts against (a PBX trunk's `max_calls`) */
+  caps?: CallCap[]
 }
 
 interface Fork {
@@ -84,6 +97,10 @@ interface Fork {
   cancelled: boolean
   dialog?: Dialog
   ack?: SipRequest
+  /** sequential forking: moves on when this contact sends nothing in time */
+  silence?: ReturnType<typeof setTimeout>
+  /** given up for silence: a late provisional still gets its CANCEL */
+  abandoned?: boolean
 }
 
 interface Pending {
@@ -119,6 +136,8 @@ class Call {
   bAck?: SipRequest
   pending?: Pending
   lastProvisional = 0
+  /** the body sent to the callee's forks (sequential forking sends it again) */
+  body: Buffer = Buffer.alloc(0)
 
   constructor (readonly aReq: SipRequest, readonly aTx: ServerTransaction, readonly caller: Caller, readonly callee: Callee) {}
 
@@ -165,10 +184,13 @@ export class B2bua {
     for (const login of [caller.login, callee.login]) {
       if (login != null && this.init.maxCallsPerLogin > 0 && (this.perLogin.get(login) ?? 0) >= this.init.maxCallsPerLogin) throw new CallLimitError(login)
     }
+    for (const cap of [...caller.caps ?? [], ...callee.caps ?? []]) {
+      if (cap.max > 0 && (this.perLogin.get(cap.key) ?? 0) >= cap.max) throw new CallLimitError(cap.key)
+    }
     const call = new Call(req, tx, caller, callee)
     this.calls.add(call)
     this.byInvite.set(tx.id, call)
-    for (const login of [caller.login, callee.login]) if (login != null) this.perLogin.set(login, (this.perLogin.get(login) ?? 0) + 1)
+    for (const key of countedKeys(call)) this.perLogin.set(key, (this.perLogin.get(key) ?? 0) + 1)
     const log = this.components.logger
     log?.info({ callId: call.id, from: caller.login ?? caller.identity.rawUri, to: callee.login, forks: callee.bindings.length }, 'call')
 
@@ -191,7 +213,10 @@ export class B2bua {
       }
     }
     if (call.state === 'ended') return
-    for (const binding of callee.bindings) this.fork(call, binding, body)
+    call.body = body
+    if (callee.sequential === true) this.fork(call, callee.bindings[0]!, body)
+    else for (const binding of callee.bindings) this.fork(call, binding, body)
+    if (call.forks.every(f => f.final != null)) this.maybeAllFailed(call)
     call.ringTimer = setTimeout(() => { this.ringTimeout(call) }, this.init.ringTimeoutSeconds * 1000)
     call.ringTimer.unref()
   }
@@ -254,6 +279,7 @@ export class B2bua {
     const transport = flow.transport as TransportName
     const local = this.components.localEnd(transport)
     const calleeDomain = call.callee.domain ?? this.init.domain
+    const toUser = call.callee.toUser ?? call.callee.login
     const headers: SipHeader[] = binding.path.map(value => ({ name: 'Route', value }))
     headers.push({ name: 'Contact', value: contactOf(local) })
     if (call.caller.node != null) headers.push({ name: 'P-Asserted-Identity', value: `<${call.caller.identity.rawUri}>` })
@@ -263,7 +289,7 @@ export class B2bua {
       method: 'INVITE',
       uri: binding.contact,
       from: { ...call.caller.identity, params: { tag: call.bTag } },
-      to: { uri: parseUri(`sip:${call.callee.login}@${calleeDomain}`), rawUri: `sip:${call.callee.login}@${calleeDomain}`, params: {} },
+      to: { uri: parseUri(`sip:${toUser}@${calleeDomain}`), rawUri: `sip:${toUser}@${calleeDomain}`, params: {} },
       callId: call.bCallId,
       cseq: 1,
       via: { protocol: 'SIP/2.0', transport, host: local.host, port: local.port, params: { branch: newBranch(), rport: null } },
@@ -283,11 +309,25 @@ export class B2bua {
     } catch (err) {
       this.components.logger?.warn({ err, callId: call.id, contact: binding.contact }, 'cannot fork')
       fork.final = createResponse(req, 480, 'Temporarily Unavailable')
+      return
+    }
+    const after = call.callee.failoverAfterMs ?? 0
+    if (call.callee.sequential === true && after > 0 && call.forks.length < call.callee.bindings.length) {
+      // a PBX that is down answers nothing: do not make the caller wait for timer B before the next contact
+      fork.silence = setTimeout(() => {
+        if (fork.final != null || call.state !== 'ringing') return
+        this.components.logger?.info({ callId: call.id, contact: binding.contact, afterMs: after }, 'contact silent: failover')
+        fork.cancelPending = true
+        fork.abandoned = true
+        this.forkFailed(call, fork, 408, 'Request Timeout')
+      }, after)
+      fork.silence.unref()
     }
   }
 
   private async forkResponse (call: Call, fork: Fork, res: SipResponse, flow: Flow): Promise<void> {
     const status = res.status
+    if (fork.silence != null) { clearTimeout(fork.silence); fork.silence = undefined }
     if (status < 200) {
       if (status === 100) return
       fork.provisional = true
@@ -356,6 +396,16 @@ export class B2bua {
 
   private maybeAllFailed (call: Call): void {
     if (call.forks.some(f => f.final == null)) return
+    if (call.callee.sequential === true && call.forks.length < call.callee.bindings.length) {
+      // failover: a server error, a timeout or an unreachable contact moves on to the next contact
+      const last = call.forks[call.forks.length - 1]!.final!.status
+      if (last >= 500 && last < 600 || last === 408 || last === 480) {
+        this.components.logger?.info({ callId: call.id, status: last, next: call.callee.bindings[call.forks.length]!.contact }, 'failover to the next contact')
+        this.fork(call, call.callee.bindings[call.forks.length]!, call.body)
+        if (call.forks[call.forks.length - 1]!.final != null) this.maybeAllFailed(call)
+        return
+      }
+    }
     const best = bestResponse(call.forks.map(f => f.final!))
     const res = this.toCaller(call, best, best.status, undefined)
     this.finishUnanswered(call, res, best.status === 486 || best.status === 600 ? 'busy' : 'rejected')
@@ -384,7 +434,7 @@ export class B2bua {
 
   /** RFC 3261 §9.1: CANCEL has the INVITE's Request-URI, Call-ID, From, To, CSeq number, Route and top Via. */
   private sendCancel (fork: Fork): void {
-    if (fork.cancelled || fork.final != null) return
+    if (fork.cancelled || (fork.final != null && fork.abandoned !== true)) return
     fork.cancelled = true
     fork.cancelPending = false
     const inv = fork.req
@@ -548,16 +598,16 @@ export class B2bua {
     call.state = 'ended'
     if (call.ringTimer != null) clearTimeout(call.ringTimer)
     if (call.sessionTimer != null) clearTimeout(call.sessionTimer)
+    for (const f of call.forks) if (f.silence != null) clearTimeout(f.silence)
     this.stopRetransmit(call)
     this.calls.delete(call)
     this.byInvite.delete(call.aTx.id)
     if (call.aDialog != null) this.dialogs.delete(call.aDialog.key)
     if (call.bDialog != null) this.dialogs.delete(call.bDialog.key)
-    for (const login of [call.caller.login, call.callee.login]) {
-      if (login == null) continue
-      const n = (this.perLogin.get(login) ?? 1) - 1
-      if (n <= 0) this.perLogin.delete(login)
-      else this.perLogin.set(login, n)
+    for (const key of countedKeys(call)) {
+      const n = (this.perLogin.get(key) ?? 1) - 1
+      if (n <= 0) this.perLogin.delete(key)
+      else this.perLogin.set(key, n)
     }
     const media = call.anchored ? this.components.media?.delete(call.id) : undefined
     const endedAt = Date.now()
@@ -626,6 +676,14 @@ export class B2bua {
   private reply (req: SipRequest, status: number, reason?: string): SipResponse {
     return createResponse(req, status, reason, { headers: [{ name: 'Server', value: this.init.userAgent }] })
   }
+}
+
+/** The keys a call counts under: its logins and its caps (a login calling itself through its PBX counts twice). */
+function countedKeys (call: Call): string[] {
+  const keys: string[] = []
+  for (const login of [call.caller.login, call.callee.login]) if (login != null) keys.push(login)
+  for (const cap of [...call.caller.caps ?? [], ...call.callee.caps ?? []]) keys.push(cap.key)
+  return keys
 }
 
 /** A call's direction for metrics: to another m1 node, from one, or within this node. */

@@ -1,5 +1,5 @@
 import type { Logger } from '../core/index.js'
-import { createResponse, newTag, validateRequest, type NameAddr, type SanityOptions, type SipRequest, type SipResponse } from '../sip/message/index.js'
+import { createResponse, getHeaders, newTag, validateRequest, type NameAddr, type SanityOptions, type SipRequest, type SipResponse } from '../sip/message/index.js'
 import type { ServerTransaction, TransactionUser } from '../sip/transaction/index.js'
 import type { Flow } from '../sip/transport/index.js'
 import type { Binding } from '../registrar/index.js'
@@ -10,6 +10,7 @@ import { tryNormalizeLogin } from '../users/index.js'
 import { unbracket } from '../sip/transport/index.js'
 import { RelayDeniedError, UnavailableError, UnknownTargetError } from './errors.js'
 import { localLoginOf, type RemoteNode, type RemoteTargets } from './targets.js'
+import { dialEscape, isNumber, type PbxRouting } from './pbx.js'
 
 /** Option tags the node handles (RFC 3327 Path, RFC 5626 outbound, RFC 4028 timer); a Require naming another gets 420. */
 const SANITY: SanityOptions = { supported: ['path', 'outbound', 'timer'] }
@@ -30,10 +31,12 @@ export interface RouterComponents {
   isLocalDomain: (host: string) => boolean
   /** finds the INVITE server transaction a CANCEL refers to */
   matchInviteForCancel: (cancel: SipRequest) => ServerTransaction | undefined
-  /** other m1 nodes through the directory; absent when p2p is off (remote targets get 404) */
-  remote?: Pick<RemoteTargets, 'byHost' | 'byLogin' | 'owns'>
   /** store-and-forward messages (src/messaging); absent: MESSAGE gets 501 */
   messages?: { accept: (req: SipRequest, flow: Flow) => Promise<SipResponse> }
+  /** other m1 nodes through the directory; absent when p2p is off (remote targets get 404) */
+  remote?: Pick<RemoteTargets, 'byHost' | 'byLogin' | 'owns' | 'byDid'>
+  /** trunks, extensions and DIDs (docs/pbx.md); absent: plain logins only */
+  pbx?: Pick<PbxRouting, 'staticCaller' | 'authenticatedCaller' | 'isProvider' | 'resolve' | 'callee'>
   logger?: Logger
 }
 
@@ -112,16 +115,55 @@ export class Router implements TransactionUser {
    */
   private async invite (req: SipRequest, tx: ServerTransaction): Promise<void> {
     if (tx.flow.transport === 'P2P') return await this.inviteFromNode(req, tx)
-    const { isLocalDomain } = this.components
-    const targetLogin = localLoginOf(req.uri, isLocalDomain)
+    const { isLocalDomain, pbx } = this.components
+    let targetLogin = localLoginOf(req.uri, isLocalDomain)
     const fromLocal = isLocalDomain(req.from.uri.host)
-    let caller: Caller
-    if (fromLocal || !this.init.allowAnonymous || targetLogin === undefined) {
-      const login = await this.components.authenticate(req, tx.flow.remoteAddress)
-      const user = await this.components.users.get(login)
-      caller = { login, identity: identityOf(login, user?.displayName, this.init.domain) }
+    const uriUser = req.uri.user != null && targetLogin !== undefined ? safeDecode(req.uri.user) : undefined
+    // PBX dial plan (docs/pbx.md): `bob*othernode` dials bob at another node
+    const escape = uriUser != null && pbx != null ? dialEscape(uriUser) : undefined
+    // a DID, `acme.201` or `sales.acme` that is no login of its own
+    const notLogin = uriUser != null && pbx != null && escape == null && (targetLogin == null || await this.components.users.get(targetLogin) == null)
+    let pbxTarget = notLogin ? await pbx!.resolve(uriUser!) : undefined
+    if (notLogin && pbxTarget == null && pbx!.isProvider(tx.flow.remoteAddress) && req.to.uri.user != null) {
+      // providers that send to the registered Contact user put the number in To
+      const toUser = safeDecode(req.to.uri.user)
+      if (toUser != null) pbxTarget = await pbx!.resolve(toUser)
+    }
+    let caller: Caller | undefined = pbx?.staticCaller(req, tx.flow)
+    if (caller != null) {
+      // a static trunk: authenticated by its source address
+    } else if ((pbxTarget?.did != null || (pbxTarget == null && uriUser != null && isNumber(uriUser))) && pbx!.isProvider(tx.flow.remoteAddress) &&
+      getHeaders(req, 'Proxy-Authorization').length === 0) {
+      // a DID provider: no account, accepted by address (or as the server of our upstream registration)
+      caller = { identity: { ...req.from, params: {} } }
+    } else if (fromLocal || !this.init.allowAnonymous || targetLogin === undefined || escape != null ||
+      getHeaders(req, 'Proxy-Authorization').length > 0) {
+      const principal = await this.components.authenticate(req, tx.flow.remoteAddress)
+      const identity = async (login: string): Promise<NameAddr> => identityOf(login, (await this.components.users.get(login))?.displayName, this.init.domain)
+      caller = pbx != null ? await pbx.authenticatedCaller(req, principal, identity) : { login: principal, identity: await identity(principal) }
+    } else if (pbxTarget?.did != null) {
+      // RFC 3261 §26.3.2.2 spirit: a number reaches us only from its providers, not from anyone on the Internet
+      throw new RelayDeniedError(`calls to ${pbxTarget.did} are accepted from its providers only`)
     } else {
       caller = { identity: { ...req.from, params: {} } }
+    }
+    if (escape != null) {
+      if (caller.login == null) throw new RelayDeniedError('relaying denied')
+      const remote = this.components.remote
+      if (isLocalDomain(escape.node)) {
+        targetLogin = escape.login
+      } else {
+        if (remote == null) throw new UnknownTargetError(`no route to ${escape.node}`)
+        return await this.callRemote(req, tx, caller, escape.login, await remote.byHost(escape.node))
+      }
+    }
+    if (pbxTarget != null) return await this.callPbx(req, tx, caller, pbxTarget)
+    if (targetLogin === null && uriUser != null && isNumber(uriUser) && pbx != null) {
+      // a number we do not hold: its owner node, through the signed DID records of the directory
+      const did = uriUser.startsWith('+') ? uriUser : `+${uriUser}`
+      const remote = this.components.remote
+      if (caller.login == null || remote?.byDid == null) throw new UnknownTargetError(`no DID ${did}`)
+      return await this.callRemote(req, tx, caller, did, await remote.byDid(did))
     }
     if (targetLogin === undefined) {
       // not ours: only an authenticated local caller reaches another node (no open relay)
@@ -143,8 +185,21 @@ export class Router implements TransactionUser {
       throw new UnknownTargetError(`no user ${targetLogin}`)
     }
     const bindings = this.components.location.lookup(user.login)
-    if (bindings.length === 0) throw new UnavailableError(`${user.login} has no registered device`)
-    await this.components.calls.invite(req, tx, caller, { login: user.login, bindings })
+    const callee = pbx != null ? await pbx.callee(user.login, bindings) : { login: user.login, bindings }
+    if (callee.bindings.length === 0) throw new UnavailableError(`${user.login} has no registered device`)
+    await this.components.calls.invite(req, tx, caller, callee)
+  }
+
+  /** A call to a DID, an extension (`acme.201`) or an alias of a local login: to its PBX trunk (docs/pbx.md). */
+  private async callPbx (req: SipRequest, tx: ServerTransaction, caller: Caller, target: { login: string, ext?: string, did?: string }): Promise<void> {
+    const user = await this.components.users.get(target.login)
+    if (user == null) throw new UnknownTargetError(`no user ${target.login}`)
+    const bindings = this.components.location.lookup(user.login)
+    const toUser = target.did ?? (target.ext != null ? `${user.login}.${target.ext}` : undefined)
+    const callee = await this.components.pbx!.callee(user.login, bindings, { ...(target.ext != null ? { ext: target.ext } : {}), ...(toUser != null ? { toUser } : {}) })
+    if (callee.bindings.length === 0) throw new UnavailableError(`${user.login} has no registered device`)
+    this.components.logger?.info({ callId: req.callId, login: user.login, ext: target.ext, did: target.did }, 'call to a PBX')
+    await this.components.calls.invite(req, tx, caller, callee)
   }
 
   /**
@@ -222,11 +277,11 @@ export class Router implements TransactionUser {
     const targetLogin = localLoginOf(req.uri, this.components.isLocalDomain)
     // RFC 3261 §16: no proxying onwards: another node reaches only our own users through us
     if (targetLogin === undefined) throw new RelayDeniedError(`${req.uri.host} is not served here`)
-    if (targetLogin === null) throw new UnknownTargetError('not a login')
-    const user = await this.components.users.get(targetLogin)
-    if (user == null) throw new UnknownTargetError(`no user ${targetLogin}`)
-    const bindings = this.components.location.lookup(user.login)
-    if (bindings.length === 0) throw new UnavailableError(`${user.login} has no registered device`)
+    const user = targetLogin != null ? await this.components.users.get(targetLogin) : undefined
+    // a DID or extension of ours that the other node found in the directory
+    const uriUser = user == null && req.uri.user != null ? safeDecode(req.uri.user) : undefined
+    const pbxTarget = uriUser != null ? await this.components.pbx?.resolve(uriUser) : undefined
+    if (user == null && pbxTarget == null) throw new UnknownTargetError(targetLogin === null ? 'not a login' : `no user ${targetLogin ?? ''}`)
     const rawUri = `sip:${req.from.uri.user!}@${fromHost}`
     const identity: NameAddr = {
       ...(req.from.displayName != null ? { displayName: req.from.displayName } : {}),
@@ -234,7 +289,11 @@ export class Router implements TransactionUser {
       rawUri,
       params: {}
     }
-    await this.components.calls.invite(req, tx, { identity, node: node.name }, { login: user.login, bindings })
+    if (pbxTarget != null) return await this.callPbx(req, tx, { identity, node: node.name }, pbxTarget)
+    const bindings = this.components.location.lookup(user!.login)
+    const callee = this.components.pbx != null ? await this.components.pbx.callee(user!.login, bindings) : { login: user!.login, bindings }
+    if (callee.bindings.length === 0) throw new UnavailableError(`${user!.login} has no registered device`)
+    await this.components.calls.invite(req, tx, { identity, node: node.name }, callee)
   }
 
   /** RFC 3261 §11.2: OPTIONS to the node answers what it supports. */

@@ -28,6 +28,8 @@ export interface RemoteNode {
 export interface NodeDirectory {
   resolveNode: (name: string, options?: { signal?: AbortSignal }) => Promise<{ name: string, peerId: string, domains: string[] }>
   resolveLogin: (login: string, options?: { signal?: AbortSignal }) => Promise<{ node: string, peerId: string }>
+  /** the owner node of a DID (`/m1/did/<E.164>`), when the directory knows DID records */
+  resolveDid?: (did: string, options?: { signal?: AbortSignal }) => Promise<{ node: string, peerId: string }>
 }
 
 export interface RemoteTargetsComponents {
@@ -87,6 +89,23 @@ export class RemoteTargets {
     const node = await this.byHost(home.node, options)
     // the login record and the node record must be signed by the same node
     if (node.peerId !== home.peerId) throw new UnknownTargetError(`login ${login} and node ${home.node} disagree`)
+    return node
+  }
+
+  /** The node that announced a DID (`/m1/did/<E.164>`, not this node). */
+  async byDid (did: string, options: { signal?: AbortSignal } = {}): Promise<RemoteNode> {
+    const resolveDid = this.components.directory.resolveDid
+    if (resolveDid == null) throw new UnknownTargetError(`no DID ${did}`)
+    let owner: { node: string, peerId: string }
+    try {
+      owner = await resolveDid.call(this.components.directory, did, options)
+    } catch (err) {
+      options.signal?.throwIfAborted()
+      throw new UnknownTargetError(`no DID ${did}`, { cause: err })
+    }
+    const node = await this.byHost(owner.node, options)
+    // the DID record and the node record must be signed by the same node
+    if (node.peerId !== owner.peerId) throw new UnknownTargetError(`DID ${did} and node ${owner.node} disagree`)
     return node
   }
 

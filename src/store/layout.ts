@@ -9,7 +9,7 @@ export const SUBLEVELS = {
   aor_contacts: { owner: 'registrar', key: 'aor', value: 'Binding[] (json)' },
   /** routing/: `<startedAt, 13 digits>!<call id>` -> CallRecord (json): one per call attempt, time-ordered */
   time_cdr: { owner: 'routing', key: 'startedAt!callId', value: 'CallRecord (json)' },
-  /** directory/: `<kind>!<name>` (kind node | login) -> NamePin (json): owner key of a name, pinned on first resolution */
+  /** directory/: `<kind>!<name>` (kind node | login | did) -> NamePin (json): owner key of a name, pinned on first resolution */
   name_pin: { owner: 'directory', key: 'kind!name', value: 'NamePin (json)' },
   /** messaging/: message id (ULID-like, time-sortable) -> MessageRecord (json): pending messages and recent history */
   msgid_message: { owner: 'messaging', key: 'id', value: 'MessageRecord (json)' },
@@ -17,6 +17,12 @@ export const SUBLEVELS = {
   node_outbox: { owner: 'messaging', key: 'node', value: 'NodeQueueState (json)' },
   /** messaging/: `<recipient peer id>!<message id>` -> MailboxEntry (json): messages held for other nodes */
   peer_mailbox: { owner: 'messaging', key: 'peer!id', value: 'MailboxEntry (json)' },
+  /** users/: `<login>!<trunk name>` -> TrunkRecord (json): PBX trunks and lines, HA1s of `<login>_<name>` only */
+  trunk_entry: { owner: 'users', key: 'login!name', value: 'TrunkRecord (json)' },
+  /** users/: login -> PbxSettings (json): inbound mode (main | extensions), distribution, aliases */
+  login_pbx: { owner: 'users', key: 'login', value: 'PbxSettings (json)' },
+  /** users/: E.164 number (`+15551234567`) -> DidRoute (json): the login (and extension) a DID reaches */
+  did_target: { owner: 'users', key: 'e164', value: 'DidRoute (json)' },
   /** node.ts: setting name -> value (json): nonce secret, node name */
   setting_value: { owner: 'node', key: 'setting', value: 'json' }
 } as const

@@ -6,6 +6,7 @@ import type { Metrics, MetricCounter } from '../core/index.js'
 import type { Credentials } from './users.js'
 import { AuthBlockedError, AuthRequiredError } from './errors.js'
 import { tryNormalizeLogin } from './login.js'
+import { parseTrunkUser, TRUNK_SEPARATOR } from './pbx.js'
 
 export interface AuthenticatorComponents {
   users: { credentials: (login: string) => Promise<Credentials | undefined> }
@@ -45,7 +46,7 @@ export class Authenticator {
   }
 
   /**
-   * Returns the authenticated login, or throws AuthRequiredError (answer 401/407 with the challenges it carries)
+   * Returns the authenticated login (or trunk username `<login>_<name>`, see pbx.ts), or throws AuthRequiredError (answer 401/407 with the challenges it carries)
    * or AuthBlockedError (answer 403).
    */
   async authenticate (req: SipRequest, source: string, opts: { proxy?: boolean } = {}): Promise<string> {
@@ -54,7 +55,7 @@ export class Authenticator {
     const creds = this.pickCredentials(req, proxy)
     if (creds == null) throw this.challenge(this.init.realm, proxy, false)
 
-    const login = tryNormalizeLogin(creds.username)
+    const login = principalOf(creds.username)
     if (login != null && this.components.limiter.isBlocked(`login:${login}`)) throw new AuthBlockedError()
     const user = login != null ? await this.components.users.credentials(login) : undefined
     const realm = user?.realm ?? this.init.realm
@@ -104,4 +105,12 @@ export class Authenticator {
     const challenges = this.init.algorithms.map(algorithm => buildChallenge({ realm, nonce, algorithm, stale }))
     return new AuthRequiredError(challenges, proxy)
   }
+}
+
+/** The login or trunk username (`<login>_<name>`) a digest username names, normalised; undefined when neither. */
+function principalOf (username: string): string | undefined {
+  const login = tryNormalizeLogin(username)
+  if (login != null) return login
+  const t = parseTrunkUser(username)
+  return t != null ? `${t.login}${TRUNK_SEPARATOR}${t.name}` : undefined
 }

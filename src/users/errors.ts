@@ -34,3 +34,23 @@ export class AuthBlockedError extends QuietError {
   static override readonly name: string = 'AuthBlockedError'
   constructor () { super('too many authentication failures') }
 }
+
+export class TrunkExistsError extends M1Error {
+  static override readonly name: string = 'TrunkExistsError'
+  constructor (readonly username: string) { super(`trunk ${username} already exists`) }
+}
+
+export class UnknownTrunkError extends M1Error {
+  static override readonly name: string = 'UnknownTrunkError'
+  constructor (readonly username: string) { super(`no trunk ${username}`) }
+}
+
+export class DidExistsError extends M1Error {
+  static override readonly name: string = 'DidExistsError'
+  constructor (readonly did: string) { super(`DID ${did} is already routed`) }
+}
+
+export class UnknownDidError extends M1Error {
+  static override readonly name: string = 'UnknownDidError'
+  constructor (readonly did: string) { super(`no DID ${did}`) }
+}

@@ -5,3 +5,4 @@ export { Users, type UserRecord, type Credentials, type NewUser, type UsersInit,
 export { normalizeLogin, tryNormalizeLogin } from './login.js'
 export { parseCsv } from './csv.js'
 export * from './errors.js'
+export { Pbx, parseTrunkUser, checkE164, didOf, TRUNK_SEPARATOR, E164_RE, type TrunkRecord, type TrunkKind, type PbxSettings, type PbxMode, type DidRoute, type NewTrunk, type PbxComponents, type PbxInit, type PbxTarget, type PbxEvents } from './pbx.js'

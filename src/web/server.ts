@@ -5,7 +5,7 @@ import type { Logger } from '../core/index.js'
 import type { Metrics } from '../core/index.js'
 import { InvalidInputError, M1Error } from '../core/index.js'
 import type { Users, UserRecord } from '../users/index.js'
-import { ImportError, UnknownUserError, UserExistsError } from '../users/index.js'
+import { ImportError, UnknownUserError, UserExistsError, TrunkExistsError, UnknownTrunkError, DidExistsError, UnknownDidError, type Pbx, type TrunkRecord, type TrunkKind, type PbxMode, type PbxSettings } from '../users/index.js'
 import type { Binding } from '../registrar/index.js'
 import type { CallRecord } from '../routing/index.js'
 import type { MessageRecord } from '../messaging/index.js'
@@ -16,6 +16,8 @@ import type { PeerInfo } from '../p2p/index.js'
 export interface WebComponents {
   users: Pick<Users, 'add' | 'setPassword' | 'update' | 'remove' | 'list' | 'importCsv' | 'get'>
   location: { lookup: (aor: string) => Binding[] }
+  /** trunks, PBX routing and DIDs (docs/pbx.md): /api/trunks, /api/pbx, /api/dids */
+  pbx?: Pick<Pbx, 'addTrunk' | 'removeTrunk' | 'listTrunks' | 'setSettings' | 'settingsOf' | 'addDid' | 'removeDid' | 'listDids'>
   records: { list: (opts: { since?: number, limit?: number }) => Promise<CallRecord[]> }
   /** message history (src/messaging), when messaging runs: /api/messages */
   messages?: { list: (opts: { login?: string, since?: number, limit?: number }) => Promise<MessageRecord[]> }
@@ -107,8 +109,8 @@ export class WebServer {
       if (err instanceof HttpError) return send(res, err.status, { error: err.message })
       if (err instanceof ImportError) return send(res, 400, { error: err.message, rows: err.rows.slice(0, 100) })
       if (err instanceof InvalidInputError) return send(res, 400, { error: err.message })
-      if (err instanceof UserExistsError) return send(res, 409, { error: err.message })
-      if (err instanceof UnknownUserError) return send(res, 404, { error: err.message })
+      if (err instanceof UserExistsError || err instanceof TrunkExistsError || err instanceof DidExistsError) return send(res, 409, { error: err.message })
+      if (err instanceof UnknownUserError || err instanceof UnknownTrunkError || err instanceof UnknownDidError) return send(res, 404, { error: err.message })
       if (err instanceof NameNotFoundError) return send(res, 404, { error: err.message })
       if (err instanceof BadQueryError) return send(res, 400, { error: err.message })
       if (err instanceof NameKeyChangedError) return send(res, 409, { error: err.message })
@@ -124,6 +126,72 @@ export class WebServer {
     return v as NonNullable<WebComponents[K]>
   }
 
+  /** /api/trunks[/<login>/<name>], /api/pbx/<login>, /api/dids[/<number>] */
+  private async pbxApi (req: IncomingMessage, res: ServerResponse, url: URL, parts: string[]): Promise<void> {
+    const pbx = this.components.pbx
+    if (pbx == null) throw new HttpError(503, 'PBX routing is not available')
+    const lookup = (l: string): Binding[] => this.components.location.lookup(l)
+    const route = `${req.method ?? ''} /${parts[1]!}${parts.length > 2 ? '/' + parts.slice(2).map(() => ':').join('/') : ''}`
+    switch (route) {
+      case 'GET /trunks': {
+        const login = url.searchParams.get('login') ?? undefined
+        const list = await pbx.listTrunks(login)
+        return send(res, 200, { trunks: list.map(t => publicTrunk(t, lookup(t.login))) })
+      }
+      case 'POST /trunks': {
+        const b = await readJson(req)
+        if (b.allow != null && (!Array.isArray(b.allow) || b.allow.some(a => typeof a !== 'string'))) throw new InvalidInputError('allow', 'must be a list of IP addresses')
+        if (b.maxCalls != null && typeof b.maxCalls !== 'number') throw new InvalidInputError('maxCalls', 'must be a number')
+        const kind = optStr(b.kind, 'kind')
+        const password = optStr(b.password, 'password')
+        const target = optStr(b.target, 'target')
+        const r = await pbx.addTrunk({
+          login: str(b.login, 'login'),
+          name: str(b.name, 'name'),
+          ...(kind != null ? { kind: kind as TrunkKind } : {}),
+          ...(password != null ? { password } : {}),
+          ...(b.allow != null ? { allow: b.allow as string[] } : {}),
+          ...(target != null ? { target } : {}),
+          ...(typeof b.maxCalls === 'number' ? { maxCalls: b.maxCalls } : {}),
+          ...(b.extensionIdentity === true ? { extensionIdentity: true } : {})
+        })
+        return send(res, 201, { ...publicTrunk(r.trunk, []), password: r.password })
+      }
+      case 'DELETE /trunks/:/:':
+        await pbx.removeTrunk(parts[2]!, parts[3]!)
+        res.writeHead(204).end()
+        return
+      case 'GET /pbx/:':
+        return send(res, 200, await pbx.settingsOf(parts[2]!))
+      case 'PATCH /pbx/:': {
+        const b = await readJson(req)
+        const alias = b.alias as { name?: unknown, ext?: unknown, listed?: unknown } | undefined
+        const mode = optStr(b.mode, 'mode')
+        const distribution = optStr(b.distribution, 'distribution')
+        const s = await pbx.setSettings(parts[2]!, {
+          ...(mode != null ? { mode: mode as PbxMode } : {}),
+          ...(distribution != null ? { distribution: distribution as PbxSettings['distribution'] } : {}),
+          ...(alias != null ? { alias: { name: str(alias.name, 'alias.name'), ext: alias.ext == null ? null : str(alias.ext, 'alias.ext'), ...(typeof alias.listed === 'boolean' ? { listed: alias.listed } : {}) } } : {})
+        })
+        return send(res, 200, s)
+      }
+      case 'GET /dids': {
+        const login = url.searchParams.get('login') ?? undefined
+        return send(res, 200, { dids: await pbx.listDids(login) })
+      }
+      case 'POST /dids': {
+        const b = await readJson(req)
+        return send(res, 201, await pbx.addDid(str(b.number, 'number'), str(b.target, 'target')))
+      }
+      case 'DELETE /dids/:':
+        await pbx.removeDid(parts[2]!)
+        res.writeHead(204).end()
+        return
+      default:
+        throw new HttpError(404, `no route ${route}`)
+    }
+  }
+
   private authorized (req: IncomingMessage): boolean {
     const h = req.headers.authorization
     if (h == null || !h.startsWith('Bearer ')) return false
@@ -137,6 +205,7 @@ export class WebServer {
     // /api/users/<login>[/password]; 'import' is a verb, not a login
     const route = `${req.method ?? ''} /${parts.slice(1).map((p, i) => i === 1 && parts[1] === 'users' && p !== 'import' ? ':login' : p).join('/')}`
     const login = parts[2] ?? ''
+    if (['trunks', 'pbx', 'dids'].includes(parts[1] ?? '')) return await this.pbxApi(req, res, url, parts)
     switch (route) {
       case 'GET /status':
         return send(res, 200, this.components.status())
@@ -212,12 +281,33 @@ export class WebServer {
   }
 }
 
+function publicTrunk (t: TrunkRecord, bindings: Binding[]): Record<string, unknown> {
+  const mine = bindings.filter(b => b.trunk === t.name)
+  return {
+    login: t.login,
+    name: t.name,
+    username: `${t.login}_${t.name}`,
+    kind: t.kind,
+    maxCalls: t.maxCalls,
+    ...(t.allow != null ? { allow: t.allow } : {}),
+    ...(t.target != null ? { target: t.target } : {}),
+    extensionIdentity: t.extensionIdentity === true,
+    createdAt: t.createdAt,
+    registrations: mine.length,
+    contacts: mine.map(publicBinding)
+  }
+}
+
 function publicUser (u: UserRecord, registrations: number): Record<string, unknown> {
   return { login: u.login, displayName: u.displayName, realm: u.realm, sha256: u.ha1Sha256 != null, listed: u.listed === true, createdAt: u.createdAt, updatedAt: u.updatedAt, registrations }
 }
 
 function publicBinding (b: Binding): Record<string, unknown> {
   return { contact: b.contact, expiresAt: b.expiresAt, q: b.q / 1000, transport: b.flow.transport, source: `${b.flow.remoteAddress}:${b.flow.remotePort}`, userAgent: b.userAgent }
+}
+
+function optStr (v: unknown, field: string): string | undefined {
+  return v == null ? undefined : str(v, field)
 }
 
 function send (res: ServerResponse, status: number, body: unknown): void {
