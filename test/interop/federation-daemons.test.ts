@@ -9,13 +9,19 @@ import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 import { BIN, runCli, startDaemon, stopDaemon } from '../helpers/cli.js'
 import { Phone } from '../helpers/phone.js'
-import { Children, has } from './lib/tools.js'
+import { createSocket } from 'node:dgram'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { Children, has, watch } from './lib/tools.js'
+import { BARESIP_MODULES } from './lib/baresip.js'
+import { writeBaresipAudioConfig } from './lib/baresip-audio.js'
+import { decodeWav, encodeWav, rms, tone, zeroCrossingHz } from './lib/wav.js'
 import { runSipp, writeUsersCsv, type SippResult } from './lib/sipp.js'
 import { freePort } from './lib/tools.js'
 import { freeUdpBlocks, sdpAudioPort, startLine, tracedMessages, waitUdpBound } from './lib/calls.js'
 
 const PCAP = '/usr/share/sip-tester/g711a.pcap'
 const SIPP_MEDIA = [64000, 64799] as const
+const BARESIP = has('baresip') && ['account', 'menu', 'uuid', 'g711', 'aufile', 'sndfile', 'alsa', 'cons'].every(m => existsSync(`${BARESIP_MODULES}/${m}.so`))
 const DIST = BIN.replace(/bin\/m1node\.js$/, 'dist/cli/index.js')
 
 interface Daemon { name: string, dir: string, child?: ChildProcess, udp: number, boot: string[] }
@@ -38,8 +44,8 @@ describe.skipIf(!has('sipp') || !existsSync(PCAP) || !existsSync(DIST))('calls a
   let work = ''
 
   const users: Record<string, Array<[string, string]>> = {
-    'daemon-a': [['bob', 'pw-bob']],
-    'daemon-b': [['alice', 'pw-alice'], ['carol', 'pw-carol']],
+    'daemon-a': [['bob', 'pw-bob'], ['frank', 'pw-frank']],
+    'daemon-b': [['alice', 'pw-alice'], ['carol', 'pw-carol'], ['grace', 'pw-grace']],
     'daemon-c': [['dave', 'pw-dave']]
   }
 
@@ -56,6 +62,8 @@ describe.skipIf(!has('sipp') || !existsSync(PCAP) || !existsSync(DIST))('calls a
       M1NODE_MEDIA_PORT_MIN: String(52000 + index * 1000),
       M1NODE_MEDIA_PORT_MAX: String(52999 + index * 1000),
       M1NODE_ROUTING_RING_TIMEOUT: '10',
+      // baresip 1.0 answers only MD5 challenges
+      M1NODE_AUTH_ALGORITHMS: 'MD5',
       M1NODE_DIRECTORY_NEGATIVE_CACHE_TTL: '0'
     })
     const status = JSON.parse((await runCli(['status', '--json', '--data', dir])).stdout) as { p2p: string[], sip: Array<{ transport: string, port: number }> }
@@ -181,6 +189,69 @@ describe.skipIf(!has('sipp') || !existsSync(PCAP) || !existsSync(DIST))('calls a
     await bob.wait(m => m.kind === 'response' && m.status === 180 && m.callId === ringing.callId, 10_000)
     ringing.cancel()
     expect((await ringing.final).status).toBe(487)
+  }, 40_000)
+
+  it.skipIf(!BARESIP)('baresip at daemon-a calls baresip at daemon-b by grace@daemon-b: each hears the other\'s tone', async () => {
+    const a = daemons['daemon-a']!
+    const b = daemons['daemon-b']!
+    const [graceRtp, frankRtp] = await freeUdpBlocks(2, 8, 64800, 65499) as [number, number]
+    const baresip = async (d: Daemon, login: string, hz: number, autoAnswer: boolean, rtp: number): Promise<{ out: ReturnType<typeof watch>, recordDir: string, command: (line: string) => Promise<void> }> => {
+      const dir = join(work, `baresip-${login}`)
+      await mkdir(dir, { recursive: true })
+      const wav = join(dir, `tone-${hz}.wav`)
+      await writeFile(wav, encodeWav(tone(hz, 10)))
+      const recordDir = join(dir, 'rec')
+      const sipPort = await freePort()
+      let consPort = await freePort()
+      while (consPort === sipPort) consPort = await freePort()
+      await writeBaresipAudioConfig(dir, {
+        sipPort,
+        accounts: [`<sip:${login}@${d.name};transport=udp>;auth_pass=pw-${login};outbound="sip:127.0.0.1:${d.udp}";audio_codecs=PCMA,PCMU${autoAnswer ? ';answermode=auto' : ''}`],
+        sourceWav: wav,
+        recordDir,
+        rtpPorts: [rtp, rtp + 7],
+        consPort
+      })
+      const out = watch(children.spawn('baresip', ['-f', dir], { cwd: dir }))
+      const command = async (line: string): Promise<void> => {
+        const sock = createSocket('udp4')
+        try {
+          await new Promise<void>((resolve, reject) => { sock.send(`${line}\n`, consPort, '127.0.0.1', (err) => { if (err != null) reject(err); else resolve() }) })
+        } finally {
+          sock.close()
+        }
+      }
+      return { out, recordDir, command }
+    }
+    const heard = async (recordDir: string): Promise<{ rms: number, hz: number, seconds: number }> => {
+      const file = (await readdir(recordDir)).find(f => f.endsWith('-dec.wav'))
+      expect(file, `no -dec.wav in ${recordDir}`).toBeDefined()
+      const pcm = decodeWav(await readFile(join(recordDir, file!)))
+      return { rms: rms(pcm.samples), hz: zeroCrossingHz(pcm), seconds: pcm.samples.length / pcm.sampleRate }
+    }
+    const grace = await baresip(b, 'grace', 1000, true, graceRtp)
+    expect(await grace.out.waitOutput(/grace@daemon-b: \{0\/UDP\/v4\} 200 OK/, 5000), grace.out.output()).toBe(true)
+    const frank = await baresip(a, 'frank', 440, false, frankRtp)
+    expect(await frank.out.waitOutput(/frank@daemon-a: \{0\/UDP\/v4\} 200 OK/, 5000), frank.out.output()).toBe(true)
+    const show = (): string => `--- frank ---\n${frank.out.output()}\n--- grace ---\n${grace.out.output()}`.replace(/\[\d+:\d\d:\d\d\] audio=\S+ \(bit\/s\)\s*/g, '')
+
+    await frank.command('/dial sip:grace@daemon-b')
+    expect(await grace.out.waitOutput(/answering call on line \d+ from sip:frank@daemon-a/, 10_000), show()).toBe(true)
+    expect(await frank.out.waitOutput(/Call established: sip:grace@daemon-b/, 10_000), show()).toBe(true)
+    expect(await frank.out.waitOutput(/incoming rtp for 'audio' established/, 5000), show()).toBe(true)
+    expect(await grace.out.waitOutput(/incoming rtp for 'audio' established/, 5000), show()).toBe(true)
+    await sleep(2000)
+    await frank.command('/hangup')
+    expect(await grace.out.waitOutput(/Call with sip:frank@daemon-a terminated/, 5000), show()).toBe(true)
+
+    const graceHeard = await heard(grace.recordDir)
+    const frankHeard = await heard(frank.recordDir)
+    expect(graceHeard.seconds).toBeGreaterThan(1.5)
+    expect(frankHeard.seconds).toBeGreaterThan(1.5)
+    expect(graceHeard.rms, JSON.stringify(graceHeard)).toBeGreaterThan(0.2)
+    expect(frankHeard.rms, JSON.stringify(frankHeard)).toBeGreaterThan(0.2)
+    expect(Math.abs(graceHeard.hz - 440), JSON.stringify(graceHeard)).toBeLessThan(30)
+    expect(Math.abs(frankHeard.hz - 1000), JSON.stringify(frankHeard)).toBeLessThan(50)
   }, 40_000)
 
   it('remote daemon stopped: 480', async () => {
