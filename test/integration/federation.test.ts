@@ -183,6 +183,26 @@ describe('calls across nodes (/m1/sip/1.0.0)', () => {
     expect(a.node.mediaLinks!.size).toBe(0)
   }, 15_000)
 
+  it('a node whose SIP domain is not its name is found by alice@<domain> through its signed domain record', async () => {
+    const c = await startNode({ name: 'node-c', config: { ...CONFIG, sip: { domain: 'voice.acme.test' }, p2p: { bootstrap: a.node.p2p!.addresses() } } })
+    extra.push(c)
+    await c.node.users.add({ login: 'carol', password: 'pw-carol' })
+    const carol = await phone(c, 'carol', 'voice.acme.test')
+    expect((await carol.register()).status).toBe(200)
+    // node A never saw node-c's record: only /m1/domain/voice.acme.test leads there
+    await eventually(async () => await a.node.directory!.resolveDomain('voice.acme.test'), 15_000)
+    a.node.directory!.clearCache()
+    const bob = await phone(a, 'bob', 'node-a')
+    const call = bob.call('carol', { uri: 'sip:carol@voice.acme.test' })
+    expect((await call.final).status).toBe(200)
+    const inv = await carol.waitRequest('INVITE')
+    expect(inv.to.uri.host).toBe('voice.acme.test')
+    expect(inv.from.uri.host).toBe('node-a')
+    expect((await call.bye()).status).toBe(200)
+    // a domain nobody claims is still 404
+    expect((await bob.call('x', { uri: 'sip:x@voice.nobody.test' }).final).status).toBe(404)
+  }, 40_000)
+
   it('a bare login that is not local is found at its home node through its login record', async () => {
     const alice = await phone(b, 'alice', 'node-b')
     await alice.register()
