@@ -132,7 +132,8 @@ export class P2p {
       addresses: { listen: init.listen, announce: init.announce },
       transports: [tcp()],
       connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
+      // a call between two nodes holds one stream: room for thousands per connection (yamux's default is 1,000)
+      streamMuxers: [yamux({ maxInboundStreams: 8192, maxOutboundStreams: 8192 })],
       datastore,
       logger: libp2pLogger(this.log),
       connectionManager: {
@@ -343,12 +344,12 @@ export class P2p {
    * Serves a long-lived stream protocol: `handler` gets each inbound stream with the remote peer id (taken from
    * the secured connection). Limited (relayed) connections are accepted. The handler must not throw.
    */
-  async handleStreams (protocol: string, handler: (stream: Stream, peer: string) => void, options: { maxInboundStreams?: number } = {}): Promise<void> {
+  async handleStreams (protocol: string, handler: (stream: Stream, peer: string) => void, options: { maxInboundStreams?: number, maxOutboundStreams?: number } = {}): Promise<void> {
     await this.libp2p.handle(protocol, (stream: Stream, connection: Connection) => {
       const peer = connection.remotePeer.toString()
       if (this.isBanned(peer)) { stream.abort(new Error('banned')); return }
       handler(stream, peer)
-    }, { runOnLimitedConnection: true, maxInboundStreams: options.maxInboundStreams ?? 4 })
+    }, { runOnLimitedConnection: true, maxInboundStreams: options.maxInboundStreams ?? 4, maxOutboundStreams: options.maxOutboundStreams ?? 64 })
   }
 
   /** Opens a stream to `peer` on `protocol` (limited connections allowed); throws PeerUnreachableError. */

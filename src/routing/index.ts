@@ -3,7 +3,7 @@
 // Public API: Router, B2bua, CallRecords, RemoteTargets, P2pSipTransport, SIP_PROTOCOL, P2pMediaLinks, RTP_PROTOCOL, errorResponse, ALLOW, named errors.
 export { Router, type RouterComponents, type RouterInit } from './router.js'
 export { B2bua, type B2buaComponents, type B2buaInit, type MediaAnchor, type RemoteMedia, type Caller, type Callee } from './b2bua.js'
-export { P2pMediaLinks, RTP_PROTOCOL, RTP_SDP_ATTRIBUTE, MAX_RTP_PACKET_BYTES, tokenOf, withToken, withoutToken, type P2pMediaComponents, type P2pMediaInit } from './p2p-media.js'
+export { P2pMediaLinks, RTP_PROTOCOL, RTP_SDP_ATTRIBUTE, MAX_RTP_PACKET_BYTES, tokenOf, withToken, withoutToken, type PacketStream, type P2pMediaComponents, type P2pMediaInit } from './p2p-media.js'
 export { CallRecords, type CallRecord, type CdrLeg } from './cdr.js'
 export { errorResponse, ALLOW } from './sip-errors.js'
 export * from './errors.js'

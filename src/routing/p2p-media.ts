@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Logger, MetricCounter, Metrics } from '../core/index.js'
 import type { AttachedLink, PacketLink, Side } from '../media/index.js'
-import type { SipStream } from './p2p-transport.js'
 
 /** RTP and RTCP between two nodes' media relays over libp2p (docs/protocols.md). */
 export const RTP_PROTOCOL = '/m1/rtp/1.0.0'
@@ -19,12 +18,26 @@ const KIND_RTCP = 0x80
 const KIND_INDEX = 0x1f
 const HEADER = 3
 const TOKEN_RE = /^[A-Za-z0-9_-]{16,64}$/
+const EMPTY = Buffer.alloc(0)
+
+/**
+ * The part of a libp2p stream the media links use: writes, and the events the muxer dispatches synchronously as
+ * data arrives (`message`), so that a packet reaches the relay in the same callback.
+ */
+export interface PacketStream {
+  send: (data: Uint8Array) => boolean
+  onDrain: (options?: { signal?: AbortSignal }) => Promise<void>
+  close: (options?: { signal?: AbortSignal }) => Promise<void>
+  abort: (err: Error) => void
+  addEventListener: (type: 'message' | 'close' | 'remoteCloseWrite', listener: (evt: any) => void) => void
+  removeEventListener: (type: 'message' | 'close' | 'remoteCloseWrite', listener: (evt: any) => void) => void
+}
 
 export interface P2pMediaComponents {
   /** the libp2p node (src/p2p `P2p`), as the SIP transport uses it */
   p2p: {
-    handleStreams: (protocol: string, handler: (stream: SipStream, peer: string) => void, options?: { maxInboundStreams?: number }) => Promise<void>
-    dialStream: (peer: string, protocol: string, options?: { signal?: AbortSignal }) => Promise<SipStream>
+    handleStreams: (protocol: string, handler: (stream: PacketStream, peer: string) => void, options?: { maxInboundStreams?: number, maxOutboundStreams?: number }) => Promise<void>
+    dialStream: (peer: string, protocol: string, options?: { signal?: AbortSignal }) => Promise<PacketStream>
     unhandle: (protocol: string) => Promise<void>
   }
   /** the media relay (src/media `MediaRelay`) */
@@ -38,8 +51,8 @@ export interface P2pMediaInit {
   maxPacketBytes?: number
   /** Milliseconds to open a stream, and for the hello to arrive on an inbound one. @default 5000 */
   timeoutMs?: number
-  /** `/m1/rtp/1.0.0` streams a peer may hold open to us on one connection (one per call leg). @default 4096 */
-  maxInboundStreams?: number
+  /** `/m1/rtp/1.0.0` streams open on one connection, each way (one per cross-node call). @default 4096 */
+  maxStreams?: number
 }
 
 /** A call leg whose media goes over a stream: the relay side it binds and the one peer allowed to carry it. */
@@ -48,7 +61,7 @@ interface Leg {
   callId: string
   side: Side
   peer: string
-  stream?: SipStream
+  stream?: PacketStream
   attached?: AttachedLink
   ended: boolean
 }
@@ -62,7 +75,7 @@ interface Leg {
 export class P2pMediaLinks {
   private readonly byToken = new Map<string, Leg>()
   private readonly byCall = new Map<string, Leg[]>()
-  private readonly streams = new Set<SipStream>()
+  private readonly streams = new Set<PacketStream>()
   private readonly maxPacket: number
   private readonly timeoutMs: number
   private running = false
@@ -91,7 +104,7 @@ export class P2pMediaLinks {
     if (this.running) return
     this.running = true
     try {
-      await this.components.p2p.handleStreams(RTP_PROTOCOL, (stream, peer) => { void this.accept(stream, peer) }, { maxInboundStreams: this.init.maxInboundStreams ?? 4096 })
+      await this.components.p2p.handleStreams(RTP_PROTOCOL, (stream, peer) => { this.accept(stream, peer) }, { maxInboundStreams: this.init.maxStreams ?? 4096, maxOutboundStreams: this.init.maxStreams ?? 4096 })
     } catch (err) {
       this.running = false
       throw err
@@ -151,7 +164,7 @@ export class P2pMediaLinks {
   }
 
   private async open (leg: Leg): Promise<void> {
-    let stream: SipStream
+    let stream: PacketStream
     try {
       stream = await this.components.p2p.dialStream(leg.peer, RTP_PROTOCOL, { signal: AbortSignal.timeout(this.timeoutMs) })
     } catch (err) {
@@ -172,50 +185,44 @@ export class P2pMediaLinks {
       return
     }
     this.bind(leg, stream)
-    await this.read(leg, stream, Buffer.alloc(0))
+    this.consume(stream, leg.peer, (kind, payload) => {
+      if (kind === KIND_HELLO) throw new RefusedError('bad-kind', 'hello from the accepting side')
+      this.deliver(leg, kind, payload)
+    }, () => { if (leg.stream === stream) this.unbind(leg) })
   }
 
   /** An inbound stream: its first frame must name a token we expect from this very peer. */
-  private async accept (stream: SipStream, peer: string): Promise<void> {
+  private accept (stream: PacketStream, peer: string): void {
     if (!this.running) { stream.abort(new Error('not running')); return }
     this.streams.add(stream)
-    const timer = setTimeout(() => { this.closeStream(stream, new Error('no hello')) }, this.timeoutMs)
+    const timer = setTimeout(() => {
+      this.refused?.inc({ reason: 'bad-hello' })
+      this.closeStream(stream, new Error('no hello'))
+    }, this.timeoutMs)
     let leg: Leg | undefined
-    let rest: Buffer = Buffer.alloc(0)
-    try {
-      const it = stream[Symbol.asyncIterator]()
-      let buffer: Buffer = Buffer.alloc(0)
-      while (leg == null) {
-        const next = await it.next()
-        if (next.done === true) throw new Error('stream ended before its hello')
-        buffer = append(buffer, next.value)
-        if (buffer.length < HEADER) continue
-        const length = buffer.readUInt16BE(0)
-        if (buffer[2] !== KIND_HELLO || length > 64) throw new RefusedError('bad-hello', 'first frame is not a hello')
-        if (buffer.length < HEADER + length) continue
-        const token = buffer.subarray(HEADER, HEADER + length).toString('latin1')
-        rest = buffer.subarray(HEADER + length)
-        const found = this.byToken.get(token)
-        // the stream must come from the peer our SIP leg for that call talks to, and only once
-        if (found == null || found.ended) throw new RefusedError('unknown-token', 'unknown token')
-        if (found.peer !== peer) throw new RefusedError('wrong-peer', 'token of another peer\'s call')
-        if (found.stream != null) throw new RefusedError('duplicate', 'call leg already has a stream')
-        leg = found
+    this.consume(stream, peer, (kind, payload) => {
+      if (leg != null) {
+        if (kind === KIND_HELLO) throw new RefusedError('bad-kind', 'second hello')
+        this.deliver(leg, kind, payload)
+        return
       }
+      if (kind !== KIND_HELLO || payload.length > 64) throw new RefusedError('bad-hello', 'first frame is not a hello')
       clearTimeout(timer)
+      const found = this.byToken.get(payload.toString('latin1'))
+      // the stream must come from the peer our SIP leg for that call talks to, and only once
+      if (found == null || found.ended) throw new RefusedError('unknown-token', 'unknown token')
+      if (found.peer !== peer) throw new RefusedError('wrong-peer', 'token of another peer\'s call')
+      if (found.stream != null) throw new RefusedError('duplicate', 'call leg already has a stream')
+      leg = found
       this.bind(leg, stream)
-      await this.read(leg, stream, rest, it)
-    } catch (err) {
+    }, () => {
       clearTimeout(timer)
-      const reason = err instanceof RefusedError ? err.reason : 'bad-hello'
-      this.refused?.inc({ reason })
-      this.components.logger?.warn({ err, peer, reason }, 'media stream refused')
-      this.closeStream(stream, err)
-    }
+      if (leg?.stream === stream) this.unbind(leg)
+    })
   }
 
   /** Binds the leg's relay side to the stream: packets for that side become frames on it, written at once. */
-  private bind (leg: Leg, stream: SipStream): void {
+  private bind (leg: Leg, stream: PacketStream): void {
     leg.stream = stream
     let congested = false
     const max = this.maxPacket
@@ -248,49 +255,66 @@ export class P2pMediaLinks {
     }
   }
 
-  /** Reads packet frames until the stream ends; a frame over the cap or of an unknown kind aborts it. */
-  private async read (leg: Leg, stream: SipStream, initial: Buffer, iterator?: AsyncIterator<Uint8Array | { subarray: () => Uint8Array }>): Promise<void> {
-    let buffer: Buffer = initial
-    const max = this.maxPacket
-    const deliver = (): void => {
-      while (buffer.length >= HEADER) {
-        const length = buffer.readUInt16BE(0)
-        const kind = buffer[2] as number
-        if (length > max) throw new RefusedError('too-large', `frame of ${length} bytes exceeds ${max}`)
-        if ((kind & ~(KIND_RTCP | KIND_INDEX)) !== 0) throw new RefusedError('bad-kind', `frame kind ${kind}`)
-        if (buffer.length < HEADER + length) break
-        const packet = buffer.subarray(HEADER, HEADER + length)
-        buffer = buffer.subarray(HEADER + length)
-        this.received++
-        if (length > 0) leg.attached?.receive(packet, kind & KIND_INDEX, (kind & KIND_RTCP) !== 0)
-      }
-    }
-    try {
-      deliver()
-      const it = iterator ?? stream[Symbol.asyncIterator]()
-      for (;;) {
-        const next = await it.next()
-        if (next.done === true) break
-        buffer = append(buffer, next.value)
-        deliver()
-      }
-      if (!leg.ended) this.components.logger?.debug({ callId: leg.callId, peer: leg.peer }, 'media stream ended by peer')
-      this.closeStream(stream)
-    } catch (err) {
-      if (!leg.ended && err instanceof RefusedError) {
-        this.refused?.inc({ reason: err.reason })
-        this.components.logger?.warn({ err, callId: leg.callId, peer: leg.peer }, 'media stream from peer refused')
-      }
-      this.closeStream(stream, err)
-    } finally {
-      if (leg.stream === stream) {
-        leg.attached?.detach()
-        leg.attached = undefined
-      }
-    }
+  private unbind (leg: Leg): void {
+    leg.attached?.detach()
+    leg.attached = undefined
   }
 
-  private closeStream (stream: SipStream, err?: unknown): void {
+  /** A packet frame of a bound leg: straight to the relay. */
+  private deliver (leg: Leg, kind: number, payload: Buffer): void {
+    if ((kind & ~(KIND_RTCP | KIND_INDEX)) !== 0) throw new RefusedError('bad-kind', `frame kind ${kind}`)
+    this.received++
+    if (payload.length > 0) leg.attached?.receive(payload, kind & KIND_INDEX, (kind & KIND_RTCP) !== 0)
+  }
+
+  /**
+   * Reads frames as the muxer hands over data, in the same callback (no promise or timer between the connection
+   * and the relay), and calls `onFrame` for each. A frame over the cap, or `onFrame` throwing, aborts the stream;
+   * `onEnd` runs once when the stream ends either way.
+   */
+  private consume (stream: PacketStream, peer: string, onFrame: (kind: number, payload: Buffer) => void, onEnd: () => void): void {
+    let buffer: Buffer = EMPTY
+    let done = false
+    const max = this.maxPacket
+    const finish = (err?: unknown): void => {
+      if (done) return
+      done = true
+      stream.removeEventListener('message', onMessage)
+      stream.removeEventListener('close', onClose)
+      stream.removeEventListener('remoteCloseWrite', onClose)
+      if (err instanceof RefusedError) {
+        this.refused?.inc({ reason: err.reason })
+        this.components.logger?.warn({ err, peer, reason: err.reason }, 'media stream from peer refused')
+      }
+      this.closeStream(stream, err)
+      try { onEnd() } catch {}
+    }
+    const onMessage = (evt: { data: Uint8Array | { subarray: () => Uint8Array } }): void => {
+      if (done) return
+      try {
+        const bytes = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray()
+        // copy: the relay hands packets straight to a socket, and the muxer may reuse its buffers
+        buffer = buffer.length === 0 ? Buffer.from(bytes) : Buffer.concat([buffer, bytes])
+        while (buffer.length >= HEADER) {
+          const length = buffer.readUInt16BE(0)
+          const kind = buffer[2] as number
+          if (length > (kind === KIND_HELLO ? 64 : max)) throw new RefusedError('too-large', `frame of ${length} bytes exceeds ${max}`)
+          if (buffer.length < HEADER + length) break
+          const payload = buffer.subarray(HEADER, HEADER + length)
+          buffer = buffer.length === HEADER + length ? EMPTY : buffer.subarray(HEADER + length)
+          onFrame(kind, payload)
+        }
+      } catch (err) {
+        finish(err)
+      }
+    }
+    const onClose = (): void => { finish() }
+    stream.addEventListener('message', onMessage)
+    stream.addEventListener('close', onClose)
+    stream.addEventListener('remoteCloseWrite', onClose)
+  }
+
+  private closeStream (stream: PacketStream, err?: unknown): void {
     if (!this.streams.delete(stream)) return
     if (err != null) stream.abort(err instanceof Error ? err : new Error(String(err)))
     else void stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => { stream.abort(new Error('close timed out')) })
@@ -302,11 +326,6 @@ class RefusedError extends Error {
   constructor (readonly reason: string, message: string) { super(message) }
 }
 
-function append (buffer: Buffer, chunk: Uint8Array | { subarray: () => Uint8Array }): Buffer {
-  const bytes = chunk instanceof Uint8Array ? chunk : chunk.subarray()
-  // copy: the stream may reuse its buffers, and the relay hands packets straight to a socket
-  return buffer.length === 0 ? Buffer.from(bytes) : Buffer.concat([buffer, bytes])
-}
 
 /** The `a=m1-rtp` token of an SDP body, if any. */
 export function tokenOf (sdp: string): string | undefined {

@@ -1,37 +1,36 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { P2pMediaLinks, RTP_PROTOCOL, tokenOf, withToken, withoutToken, type SipStream } from '../../../src/routing/index.js'
+import { P2pMediaLinks, RTP_PROTOCOL, tokenOf, withToken, withoutToken, type PacketStream } from '../../../src/routing/index.js'
 import type { AttachedLink, PacketLink, Side } from '../../../src/media/index.js'
 
-/** One end of an in-memory duplex: what `send` writes, the other end reads. */
-class FakeStream implements SipStream {
+/** One end of an in-memory duplex: what `send` writes, the other end gets as a 'message' event a tick later. */
+class FakeStream extends EventTarget implements PacketStream {
   other!: FakeStream
   closed = false
   aborted?: Error
-  private readonly queue: Uint8Array[] = []
-  private wake?: () => void
-  private ended = false
 
   send (data: Uint8Array): boolean {
     if (this.closed) throw new Error('closed')
-    this.other.push(Uint8Array.from(data))
+    const copy = Uint8Array.from(data)
+    setImmediate(() => { this.other.deliver(copy) })
     return true
   }
 
-  push (chunk: Uint8Array): void { this.queue.push(chunk); this.wake?.() }
-  finish (): void { this.ended = true; this.wake?.() }
-  async onDrain (): Promise<void> {}
-  async close (): Promise<void> { this.closed = true; this.other.finish(); this.finish() }
-  abort (err: Error): void { this.aborted = err; this.closed = true; this.other.finish(); this.finish() }
-
-  async * [Symbol.asyncIterator] (): AsyncGenerator<Uint8Array> {
-    for (;;) {
-      const next = this.queue.shift()
-      if (next != null) { yield next; continue }
-      if (this.ended) return
-      await new Promise<void>(resolve => { this.wake = resolve })
-      this.wake = undefined
-    }
+  deliver (data: Uint8Array): void {
+    if (this.closed) return
+    const evt = new Event('message') as Event & { data: Uint8Array }
+    evt.data = data
+    this.dispatchEvent(evt)
   }
+
+  end (): void {
+    if (this.closed) return
+    this.closed = true
+    this.dispatchEvent(new Event('close'))
+  }
+
+  async onDrain (): Promise<void> {}
+  async close (): Promise<void> { setImmediate(() => { this.other.end() }); this.end() }
+  abort (err: Error): void { this.aborted = err; setImmediate(() => { this.other.end() }); this.end() }
 }
 
 function pair (): [FakeStream, FakeStream] {
@@ -58,7 +57,7 @@ class FakeRelay {
 
 /** Two nodes' links joined by fake streams: node X dials, node Y handles. */
 function nodes (): { x: P2pMediaLinks, y: P2pMediaLinks, rx: FakeRelay, ry: FakeRelay, opened: FakeStream[], dialAs: { peer: string } } {
-  let handler: ((stream: SipStream, peer: string) => void) | undefined
+  let handler: ((stream: PacketStream, peer: string) => void) | undefined
   const opened: FakeStream[] = []
   const dialAs = { peer: 'peer-x' }
   const rx = new FakeRelay()
