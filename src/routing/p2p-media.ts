@@ -284,7 +284,9 @@ export class P2pMediaLinks {
       stream.removeEventListener('remoteCloseWrite', onClose)
       if (err instanceof RefusedError) {
         this.refused?.inc({ reason: err.reason })
-        this.components.logger?.warn({ err, peer, reason: err.reason }, 'media stream from peer refused')
+        // a token of a call that just ended is a race (CANCEL, BYE), not misbehaviour
+        if (err.reason === 'unknown-token') this.components.logger?.debug({ peer }, 'media stream for no live call')
+        else this.components.logger?.warn({ err, peer, reason: err.reason }, 'media stream from peer refused')
       }
       this.closeStream(stream, err)
       try { onEnd() } catch {}
