@@ -352,7 +352,7 @@ const md = [
   `| local: phone → relay A → phone | ${R.mediaLocal.sent} | ${R.mediaLocal.received} | ${R.mediaLocal.lossPct} | ${R.mediaLocal.latencyUs.p50} | ${R.mediaLocal.latencyUs.p99} | ${R.mediaLocal.latencyUs.max} | ${R.mediaLocal.cpuPercent['node-a']} | ${R.mediaLocal.cpuPercent['node-b']} |`,
   `| cross-node: phone → relay A → /m1/rtp/1.0.0 → relay B → phone | ${R.mediaCross.sent} | ${R.mediaCross.received} | ${R.mediaCross.lossPct} | ${R.mediaCross.latencyUs.p50} | ${R.mediaCross.latencyUs.p99} | ${R.mediaCross.latencyUs.max} | ${R.mediaCross.cpuPercent['node-a']} | ${R.mediaCross.cpuPercent['node-b']} |`,
   '',
-  `Open \`/m1/rtp/1.0.0\` streams at node-a during the cross-node run: ${R.mediaCross.rtpStreams} (one per call).`,
+  `Open \`/m1/rtp/1.0.0\` streams at node-a during the cross-node run: ${R.mediaCross.rtpStreams} (one per pair of nodes, a channel per call).`,
   '',
   `Added by the libp2p path (cross-node minus local): p50 ${R.mediaAddedUs.p50} µs, p99 ${R.mediaAddedUs.p99} µs. This includes the second relay's hop. Goal: p99 < 2 ms, no loss.`,
   '',

@@ -132,8 +132,7 @@ export class P2p {
       addresses: { listen: init.listen, announce: init.announce },
       transports: [tcp()],
       connectionEncrypters: [noise()],
-      // a call between two nodes holds one stream: room for thousands per connection (yamux's default is 1,000)
-      streamMuxers: [yamux({ maxInboundStreams: 8192, maxOutboundStreams: 8192 })],
+      streamMuxers: [yamux()],
       datastore,
       logger: libp2pLogger(this.log),
       connectionManager: {

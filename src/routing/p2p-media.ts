@@ -16,7 +16,8 @@ const KIND_HELLO = 0xff
 /** Kind bit: the packet is RTCP. The low 5 bits are the m-line index. */
 const KIND_RTCP = 0x80
 const KIND_INDEX = 0x1f
-const HEADER = 3
+const HEADER = 5
+const MAX_CHANNELS = 65536
 const TOKEN_RE = /^[A-Za-z0-9_-]{16,64}$/
 const EMPTY = Buffer.alloc(0)
 
@@ -49,9 +50,9 @@ export interface P2pMediaComponents {
 export interface P2pMediaInit {
   /** Largest RTP/RTCP packet carried; larger frames abort the stream, larger packets are not sent. @default 4096 */
   maxPacketBytes?: number
-  /** Milliseconds to open a stream, and for the hello to arrive on an inbound one. @default 5000 */
+  /** Milliseconds to open a stream, and for a first valid hello to arrive on an inbound one. @default 5000 */
   timeoutMs?: number
-  /** `/m1/rtp/1.0.0` streams open on one connection, each way (one per cross-node call). @default 4096 */
+  /** `/m1/rtp/1.0.0` streams open on one connection, each way. @default 64 */
   maxStreams?: number
 }
 
@@ -61,21 +62,40 @@ interface Leg {
   callId: string
   side: Side
   peer: string
-  stream?: PacketStream
+  link?: Link
+  channel?: number
   attached?: AttachedLink
   ended: boolean
 }
 
+/** One `/m1/rtp/1.0.0` stream with a peer: the call legs it carries, by channel, and its write queue. */
+interface Link {
+  peer: string
+  stream: PacketStream
+  /** we opened it (we send hellos on it) */
+  outbound: boolean
+  channels: Map<number, Leg>
+  nextChannel: number
+  pending: Buffer[]
+  scheduled: boolean
+  congested: boolean
+  closed: boolean
+}
+
 /**
- * Carries the media of cross-node call legs on `/m1/rtp/1.0.0` streams, one stream per call leg. The node that sent
- * the INVITE calls {@link expect} (the token goes in its SDP as `a=m1-rtp:<token>`); the node that received it
- * calls {@link connect}, which opens the stream and names the token in its first frame. Only the peer of the call's
- * SIP leg may open it. Each RTP/RTCP packet is one frame, written as soon as the relay hands it over.
+ * Carries the media of cross-node call legs on `/m1/rtp/1.0.0`: one stream per pair of nodes (per opening side),
+ * each call leg a channel on it. The node that sent the first SDP of a leg calls {@link expect} (the token goes in
+ * its SDP as `a=m1-rtp:<token>`); the node that received it calls {@link connect}, which names the token in a hello
+ * on its stream to that peer. Only the peer of the call's SIP leg may claim a token. Packets are written as the
+ * relay hands them over: the frames produced while handling one batch of socket events leave in one write at the
+ * end of that batch (never waiting for more), which keeps a busy pair of nodes from paying a write per packet.
  */
 export class P2pMediaLinks {
   private readonly byToken = new Map<string, Leg>()
   private readonly byCall = new Map<string, Leg[]>()
-  private readonly streams = new Set<PacketStream>()
+  private readonly links = new Set<Link>()
+  private readonly outbound = new Map<string, Link>()
+  private readonly dialing = new Map<string, Promise<Link | undefined>>()
   private readonly maxPacket: number
   private readonly timeoutMs: number
   private running = false
@@ -87,24 +107,26 @@ export class P2pMediaLinks {
     this.maxPacket = init.maxPacketBytes ?? MAX_RTP_PACKET_BYTES
     this.timeoutMs = init.timeoutMs ?? 5000
     const m = components.metrics
-    m?.gauge('m1node_media_p2p_streams', 'Open /m1/rtp/1.0.0 streams', [], () => this.streams.size)
-    this.refused = m?.counter('m1node_media_p2p_refused_total', '/m1/rtp/1.0.0 streams refused', ['reason'])
+    m?.gauge('m1node_media_p2p_streams', 'Open /m1/rtp/1.0.0 streams', [], () => this.links.size)
+    m?.gauge('m1node_media_p2p_legs', 'Call legs whose media rides on /m1/rtp/1.0.0', [], () => this.byToken.size)
+    this.refused = m?.counter('m1node_media_p2p_refused_total', '/m1/rtp/1.0.0 streams or hellos refused', ['reason'])
   }
 
   /** Open `/m1/rtp/1.0.0` streams (for tests and the status page). */
-  get size (): number { return this.streams.size }
+  get size (): number { return this.links.size }
 
   /** Packets written to and read from streams since start. */
   totals (): { sent: number, received: number } { return { sent: this.sent, received: this.received } }
 
-  /** Call legs waiting for or holding a stream. */
+  /** Call legs waiting for or holding a channel. */
   get legs (): number { return this.byToken.size }
 
   async start (): Promise<void> {
     if (this.running) return
     this.running = true
+    const max = this.init.maxStreams ?? 64
     try {
-      await this.components.p2p.handleStreams(RTP_PROTOCOL, (stream, peer) => { this.accept(stream, peer) }, { maxInboundStreams: this.init.maxStreams ?? 4096, maxOutboundStreams: this.init.maxStreams ?? 4096 })
+      await this.components.p2p.handleStreams(RTP_PROTOCOL, (stream, peer) => { this.accept(stream, peer) }, { maxInboundStreams: max, maxOutboundStreams: max })
     } catch (err) {
       this.running = false
       throw err
@@ -115,12 +137,12 @@ export class P2pMediaLinks {
     this.running = false
     await this.components.p2p.unhandle(RTP_PROTOCOL).catch(() => {})
     for (const callId of [...this.byCall.keys()]) this.end(callId)
-    for (const s of [...this.streams]) this.closeStream(s)
+    for (const link of [...this.links]) this.closeLink(link)
   }
 
   /**
-   * The SIP leg of call `callId` toward `peer` is ours (we sent the INVITE): relay side `side` will be fed by a stream
-   * that `peer` opens naming the returned token (put it in the SDP with {@link withToken}). One token per call leg.
+   * The SIP leg of call `callId` toward `peer` is ours (we sent the first SDP): relay side `side` will be fed by the
+   * channel `peer` opens naming the returned token (put it in the SDP with {@link withToken}). One token per leg.
    */
   expect (callId: string, side: Side, peer: string): string {
     const existing = this.byCall.get(callId)?.find(l => l.side === side && l.peer === peer)
@@ -131,19 +153,18 @@ export class P2pMediaLinks {
   }
 
   /**
-   * The far node of call `callId`'s SIP leg (`peer`) offered media over a stream with `token`: open it and bind relay
-   * side `side` to it. Runs in the background; a failure leaves that side silent (the media timeout ends the call).
+   * The far node of call `callId`'s SIP leg (`peer`) offered media over `/m1/rtp/1.0.0` with `token`: open a channel
+   * on our stream to it and bind relay side `side` to it. Runs in the background; a failure leaves that side silent
+   * (the media timeout ends the call).
    */
   connect (callId: string, side: Side, peer: string, token: string): void {
-    if (!this.running || !TOKEN_RE.test(token)) return
-    const existing = this.byToken.get(token)
-    if (existing != null) return
+    if (!this.running || !TOKEN_RE.test(token) || this.byToken.has(token)) return
     const leg: Leg = { token, callId, side, peer, ended: false }
     this.add(leg)
     void this.open(leg)
   }
 
-  /** The call ended: close its streams, forget its tokens. Idempotent. */
+  /** The call ended: its channels go, a stream left without channels closes. Idempotent. */
   end (callId: string): void {
     const legs = this.byCall.get(callId)
     if (legs == null) return
@@ -151,8 +172,7 @@ export class P2pMediaLinks {
     for (const leg of legs) {
       leg.ended = true
       this.byToken.delete(leg.token)
-      leg.attached?.detach()
-      if (leg.stream != null) this.closeStream(leg.stream)
+      this.unbind(leg)
     }
   }
 
@@ -164,115 +184,176 @@ export class P2pMediaLinks {
   }
 
   private async open (leg: Leg): Promise<void> {
-    let stream: PacketStream
-    try {
-      stream = await this.components.p2p.dialStream(leg.peer, RTP_PROTOCOL, { signal: AbortSignal.timeout(this.timeoutMs) })
-    } catch (err) {
-      this.components.logger?.warn({ err, callId: leg.callId, peer: leg.peer }, 'cannot open media stream')
+    const link = await this.outboundLink(leg.peer)
+    if (link == null || leg.ended || !this.running) {
+      if (link != null && link.channels.size === 0) this.closeLink(link)
       return
     }
-    if (leg.ended || !this.running) { stream.abort(new Error('call ended')); return }
-    this.streams.add(stream)
+    if (link.channels.size >= MAX_CHANNELS) {
+      this.components.logger?.warn({ callId: leg.callId, peer: leg.peer }, 'no free media channel on the stream')
+      return
+    }
+    let channel = link.nextChannel
+    while (link.channels.has(channel)) channel = (channel + 1) % MAX_CHANNELS
+    link.nextChannel = (channel + 1) % MAX_CHANNELS
     const token = Buffer.from(leg.token, 'ascii')
     const hello = Buffer.allocUnsafe(HEADER + token.length)
     hello.writeUInt16BE(token.length, 0)
     hello[2] = KIND_HELLO
+    hello.writeUInt16BE(channel, 3)
     token.copy(hello, HEADER)
-    try {
-      stream.send(hello)
-    } catch (err) {
-      this.closeStream(stream, err)
-      return
-    }
-    this.bind(leg, stream)
-    this.consume(stream, leg.peer, (kind, payload) => {
-      if (kind === KIND_HELLO) throw new RefusedError('bad-kind', 'hello from the accepting side')
-      this.deliver(leg, kind, payload)
-    }, () => { if (leg.stream === stream) this.unbind(leg) })
+    this.enqueue(link, hello)
+    this.bind(leg, link, channel)
   }
 
-  /** An inbound stream: its first frame must name a token we expect from this very peer. */
+  /** Our open stream to `peer`, or a new one (one dial at a time per peer). */
+  private async outboundLink (peer: string): Promise<Link | undefined> {
+    const open = this.outbound.get(peer)
+    if (open != null && !open.closed) return open
+    let p = this.dialing.get(peer)
+    if (p == null) {
+      p = (async () => {
+        let stream: PacketStream
+        try {
+          stream = await this.components.p2p.dialStream(peer, RTP_PROTOCOL, { signal: AbortSignal.timeout(this.timeoutMs) })
+        } catch (err) {
+          this.components.logger?.warn({ err, peer }, 'cannot open media stream')
+          return undefined
+        }
+        if (!this.running) { stream.abort(new Error('stopped')); return undefined }
+        const link = this.newLink(peer, stream, true)
+        this.outbound.set(peer, link)
+        this.consume(link, (kind, channel, payload) => {
+          if (kind === KIND_HELLO) throw new RefusedError('bad-kind', 'hello from the accepting side')
+          this.deliver(link, kind, channel, payload)
+        })
+        return link
+      })().finally(() => this.dialing.delete(peer))
+      this.dialing.set(peer, p)
+    }
+    return await p
+  }
+
+  /** An inbound stream: hellos name tokens we gave this very peer; until the first good one, a timer runs. */
   private accept (stream: PacketStream, peer: string): void {
     if (!this.running) { stream.abort(new Error('not running')); return }
-    this.streams.add(stream)
-    const timer = setTimeout(() => {
-      this.refused?.inc({ reason: 'bad-hello' })
-      this.closeStream(stream, new Error('no hello'))
+    const link = this.newLink(peer, stream, false)
+    let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
+      this.refused?.inc({ reason: 'no-hello' })
+      this.components.logger?.warn({ peer }, 'media stream without a valid hello: closed')
+      this.closeLink(link, new Error('no valid hello'))
     }, this.timeoutMs)
-    let leg: Leg | undefined
-    this.consume(stream, peer, (kind, payload) => {
-      if (leg != null) {
-        if (kind === KIND_HELLO) throw new RefusedError('bad-kind', 'second hello')
-        this.deliver(leg, kind, payload)
+    this.consume(link, (kind, channel, payload) => {
+      if (kind !== KIND_HELLO) { this.deliver(link, kind, channel, payload); return }
+      const found = this.byToken.get(payload.toString('latin1'))
+      if (found == null || found.ended) {
+        // a call that just ended (CANCEL, BYE) or a token never given: the hello is ignored, the stream stays
+        this.refused?.inc({ reason: 'unknown-token' })
+        this.components.logger?.debug({ peer }, 'media hello for no live call')
         return
       }
-      if (kind !== KIND_HELLO || payload.length > 64) throw new RefusedError('bad-hello', 'first frame is not a hello')
-      clearTimeout(timer)
-      const found = this.byToken.get(payload.toString('latin1'))
-      // the stream must come from the peer our SIP leg for that call talks to, and only once
-      if (found == null || found.ended) throw new RefusedError('unknown-token', 'unknown token')
+      // the channel must come from the peer our SIP leg for that call talks to, and only once
       if (found.peer !== peer) throw new RefusedError('wrong-peer', 'token of another peer\'s call')
-      if (found.stream != null) throw new RefusedError('duplicate', 'call leg already has a stream')
-      leg = found
-      this.bind(leg, stream)
-    }, () => {
-      clearTimeout(timer)
-      if (leg?.stream === stream) this.unbind(leg)
-    })
+      if (found.link != null || link.channels.has(channel)) throw new RefusedError('duplicate', 'call leg or channel already bound')
+      if (timer != null) { clearTimeout(timer); timer = undefined }
+      this.bind(found, link, channel)
+    }, () => { if (timer != null) clearTimeout(timer) })
   }
 
-  /** Binds the leg's relay side to the stream: packets for that side become frames on it, written at once. */
-  private bind (leg: Leg, stream: PacketStream): void {
-    leg.stream = stream
-    let congested = false
+  private newLink (peer: string, stream: PacketStream, outbound: boolean): Link {
+    const link: Link = { peer, stream, outbound, channels: new Map(), nextChannel: 0, pending: [], scheduled: false, congested: false, closed: false }
+    this.links.add(link)
+    return link
+  }
+
+  /** Binds the leg's relay side to a channel of the link: packets for that side become frames on it. */
+  private bind (leg: Leg, link: Link, channel: number): void {
+    leg.link = link
+    leg.channel = channel
+    link.channels.set(channel, leg)
     const max = this.maxPacket
-    const link: PacketLink = {
+    const packetLink: PacketLink = {
       send: (packet, index, rtcp) => {
-        // real time: a packet that cannot go now is dropped, never queued behind a congested stream
-        if (congested || packet.length > max || leg.ended) return
+        if (packet.length > max || leg.ended || link.closed) return
         const frame = Buffer.allocUnsafe(HEADER + packet.length)
         frame.writeUInt16BE(packet.length, 0)
         frame[2] = (rtcp ? KIND_RTCP : 0) | (index & KIND_INDEX)
+        frame.writeUInt16BE(channel, 3)
         frame.set(packet, HEADER)
-        try {
-          this.sent++
-          if (!stream.send(frame)) {
-            congested = true
-            void stream.onDrain().then(() => { congested = false }, () => {})
-          }
-        } catch {
-          congested = true
-        }
+        this.sent++
+        this.enqueue(link, frame)
       }
     }
     try {
-      leg.attached = this.components.relay.attach(leg.callId, leg.side, link)
+      leg.attached = this.components.relay.attach(leg.callId, leg.side, packetLink)
     } catch (err) {
       // the call's media is gone already
-      this.components.logger?.debug({ err, callId: leg.callId }, 'media stream for a call without media')
+      this.components.logger?.debug({ err, callId: leg.callId }, 'media channel for a call without media')
       leg.ended = true
-      this.closeStream(stream)
+      this.unbind(leg)
     }
   }
 
+  /** The leg lets go of its channel; an outbound stream left without channels closes. */
   private unbind (leg: Leg): void {
     leg.attached?.detach()
     leg.attached = undefined
+    const link = leg.link
+    if (link == null) return
+    leg.link = undefined
+    if (leg.channel != null && link.channels.get(leg.channel) === leg) link.channels.delete(leg.channel)
+    if (link.channels.size === 0 && link.outbound) this.closeLink(link)
   }
 
-  /** A packet frame of a bound leg: straight to the relay. */
-  private deliver (leg: Leg, kind: number, payload: Buffer): void {
+  /**
+   * Queues a frame; the queue is written in one go once the current batch of events is handled (setImmediate: the
+   * end of this event-loop turn, never a timer). A stream that cannot take more drops frames until it drains: late
+   * media is worse than lost media.
+   */
+  private enqueue (link: Link, frame: Buffer): void {
+    if (link.closed) return
+    link.pending.push(frame)
+    if (link.scheduled) return
+    link.scheduled = true
+    setImmediate(() => { this.flush(link) })
+  }
+
+  private flush (link: Link): void {
+    link.scheduled = false
+    const frames = link.pending
+    link.pending = []
+    if (link.closed || frames.length === 0) return
+    if (link.congested) {
+      // hellos are never dropped: a call would lose its channel for good
+      const hellos = frames.filter(f => f[2] === KIND_HELLO)
+      if (hellos.length === 0) return
+      frames.length = 0
+      frames.push(...hellos)
+    }
+    try {
+      if (!link.stream.send(frames.length === 1 ? frames[0]! : Buffer.concat(frames))) {
+        link.congested = true
+        void link.stream.onDrain().then(() => { link.congested = false }, () => {})
+      }
+    } catch (err) {
+      this.closeLink(link, err)
+    }
+  }
+
+  /** A packet frame: straight to the relay side bound to its channel; an unknown channel is a call that ended. */
+  private deliver (link: Link, kind: number, channel: number, payload: Buffer): void {
     if ((kind & ~(KIND_RTCP | KIND_INDEX)) !== 0) throw new RefusedError('bad-kind', `frame kind ${kind}`)
     this.received++
-    if (payload.length > 0) leg.attached?.receive(payload, kind & KIND_INDEX, (kind & KIND_RTCP) !== 0)
+    const leg = link.channels.get(channel)
+    if (leg != null && payload.length > 0) leg.attached?.receive(payload, kind & KIND_INDEX, (kind & KIND_RTCP) !== 0)
   }
 
   /**
    * Reads frames as the muxer hands over data, in the same callback (no promise or timer between the connection
-   * and the relay), and calls `onFrame` for each. A frame over the cap, or `onFrame` throwing, aborts the stream;
-   * `onEnd` runs once when the stream ends either way.
+   * and the relay), and calls `onFrame` for each. A frame over the cap, or `onFrame` throwing, aborts the stream.
    */
-  private consume (stream: PacketStream, peer: string, onFrame: (kind: number, payload: Buffer) => void, onEnd: () => void): void {
+  private consume (link: Link, onFrame: (kind: number, channel: number, payload: Buffer) => void, onEnd?: () => void): void {
+    const stream = link.stream
     let buffer: Buffer = EMPTY
     let done = false
     const max = this.maxPacket
@@ -284,12 +365,10 @@ export class P2pMediaLinks {
       stream.removeEventListener('remoteCloseWrite', onClose)
       if (err instanceof RefusedError) {
         this.refused?.inc({ reason: err.reason })
-        // a token of a call that just ended is a race (CANCEL, BYE), not misbehaviour
-        if (err.reason === 'unknown-token') this.components.logger?.debug({ peer }, 'media stream for no live call')
-        else this.components.logger?.warn({ err, peer, reason: err.reason }, 'media stream from peer refused')
+        this.components.logger?.warn({ err, peer: link.peer, reason: err.reason }, 'media stream from peer refused')
       }
-      this.closeStream(stream, err)
-      try { onEnd() } catch {}
+      this.closeLink(link, err)
+      try { onEnd?.() } catch {}
     }
     const onMessage = (evt: { data: Uint8Array | { subarray: () => Uint8Array } }): void => {
       if (done) return
@@ -302,9 +381,10 @@ export class P2pMediaLinks {
           const kind = buffer[2] as number
           if (length > (kind === KIND_HELLO ? 64 : max)) throw new RefusedError('too-large', `frame of ${length} bytes exceeds ${max}`)
           if (buffer.length < HEADER + length) break
+          const channel = buffer.readUInt16BE(3)
           const payload = buffer.subarray(HEADER, HEADER + length)
           buffer = buffer.length === HEADER + length ? EMPTY : buffer.subarray(HEADER + length)
-          onFrame(kind, payload)
+          onFrame(kind, channel, payload)
         }
       } catch (err) {
         finish(err)
@@ -316,8 +396,20 @@ export class P2pMediaLinks {
     stream.addEventListener('remoteCloseWrite', onClose)
   }
 
-  private closeStream (stream: PacketStream, err?: unknown): void {
-    if (!this.streams.delete(stream)) return
+  /** Closes a stream (aborts it on error); its legs lose their channel (their media stops). */
+  private closeLink (link: Link, err?: unknown): void {
+    if (link.closed) return
+    link.closed = true
+    this.links.delete(link)
+    if (this.outbound.get(link.peer) === link) this.outbound.delete(link.peer)
+    link.pending = []
+    for (const leg of link.channels.values()) {
+      leg.attached?.detach()
+      leg.attached = undefined
+      leg.link = undefined
+    }
+    link.channels.clear()
+    const stream = link.stream
     if (err != null) stream.abort(err instanceof Error ? err : new Error(String(err)))
     else void stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => { stream.abort(new Error('close timed out')) })
   }

@@ -117,6 +117,25 @@ describe('/m1/rtp/1.0.0 links', () => {
     expect(rx.links.size + ry.links.size).toBe(0)
   })
 
+  it('two calls between the same nodes share one stream, each on its channel; the stream closes with the last', async () => {
+    const { x, y, rx, ry, opened } = nodes()
+    await x.start(); await y.start()
+    started.push(x, y)
+    x.connect('call-5', 'a', 'peer-y', y.expect('call-5', 'b', 'peer-x'))
+    x.connect('call-6', 'a', 'peer-y', y.expect('call-6', 'b', 'peer-x'))
+    await until(() => ry.links.has('call-5/b') && ry.links.has('call-6/b'))
+    expect(opened).toHaveLength(1)
+    rx.links.get('call-6/a')!.send(Buffer.from('to-6'), 0, false)
+    rx.links.get('call-5/a')!.send(Buffer.from('to-5'), 1, false)
+    await until(() => ry.got.length === 2)
+    expect(ry.got.map(g => `${g.callId}:${g.packet}:${g.stream}`).sort()).toEqual(['call-5:to-5:1', 'call-6:to-6:0'])
+    x.end('call-5'); y.end('call-5')
+    await sleep(20)
+    expect(x.size).toBe(1)
+    x.end('call-6'); y.end('call-6')
+    await until(() => x.size === 0 && y.size === 0)
+  })
+
   it('refuses a stream from a peer other than the call leg\'s, and an unknown token', async () => {
     const { x, y, ry, opened, dialAs } = nodes()
     await x.start(); await y.start()
