@@ -1,6 +1,7 @@
 // Calls across `m1node start` daemons in separate processes (the built dist/), bootstrapped to each other on loopback:
 // a SIPp uac at daemon-a calls a SIPp uas registered at daemon-b as alice (RTP echoed across both relays and the
-// /m1/rtp/1.0.0 stream), a third daemon is reached the same way, and each failure has its status.
+// /m1/rtp/1.0.0 stream), a third daemon is reached the same way, baresip hears tones both ways, a node spoofing
+// another node's caller is refused, and each failure has its status.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
@@ -9,6 +10,9 @@ import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 import { BIN, runCli, startDaemon, stopDaemon } from '../helpers/cli.js'
 import { Phone } from '../helpers/phone.js'
+import { startNode, type TestNode } from '../helpers/node.js'
+import { parseMessage, type SipResponse } from '../../src/sip/message/index.js'
+import { SIP_PROTOCOL, type SipStream } from '../../src/routing/index.js'
 import { createSocket } from 'node:dgram'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { Children, has, watch } from './lib/tools.js'
@@ -252,6 +256,44 @@ describe.skipIf(!has('sipp') || !existsSync(PCAP) || !existsSync(DIST))('calls a
     expect(frankHeard.rms, JSON.stringify(frankHeard)).toBeGreaterThan(0.2)
     expect(Math.abs(graceHeard.hz - 440), JSON.stringify(graceHeard)).toBeLessThan(30)
     expect(Math.abs(frankHeard.hz - 1000), JSON.stringify(frankHeard)).toBeLessThan(50)
+  }, 40_000)
+
+  it('a node that claims another node\'s caller in From is refused (403) by daemon-b', async () => {
+    const b = daemons['daemon-b']!
+    const peerB = (JSON.parse((await runCli(['status', '--json', '--data', b.dir])).stdout) as { peerId: string }).peerId
+    let spoofer: TestNode | undefined
+    try {
+      spoofer = await startNode({ name: 'spoofer', config: { p2p: { bootstrap: b.boot } } })
+      const text = ['INVITE sip:carol@daemon-b SIP/2.0', 'Via: SIP/2.0/P2P spoofer:5060;branch=z9hG4bKspoof1', 'Max-Forwards: 70',
+        'From: <sip:bob@daemon-a>;tag=spoof', 'To: <sip:carol@daemon-b>', 'Call-ID: spoof-1', 'CSeq: 1 INVITE',
+        'Contact: <sip:spoofer:5060;transport=p2p>', 'Content-Length: 0', '', ''].join('\r\n')
+      const stream = await spoofer.node.p2p!.dialStream(peerB, SIP_PROTOCOL) as unknown as SipStream
+      const body = Buffer.from(text)
+      const frame = Buffer.alloc(4 + body.length)
+      frame.writeUInt32BE(body.length, 0)
+      body.copy(frame, 4)
+      stream.send(frame)
+      let res: SipResponse | undefined
+      let buf = Buffer.alloc(0)
+      const timer = setTimeout(() => { stream.abort(new Error('timeout')) }, 10_000)
+      try {
+        for await (const chunk of stream) {
+          buf = Buffer.concat([buf, chunk instanceof Uint8Array ? chunk : chunk.subarray()])
+          while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+            const msg = parseMessage(buf.subarray(4, 4 + buf.readUInt32BE(0)))
+            buf = buf.subarray(4 + buf.readUInt32BE(0))
+            if (msg.kind === 'response' && msg.status >= 200) res = msg
+          }
+          if (res != null) break
+        }
+      } catch {} finally {
+        clearTimeout(timer)
+        stream.abort(new Error('done'))
+      }
+      expect(res?.status).toBe(403)
+    } finally {
+      await spoofer?.stop()
+    }
   }, 40_000)
 
   it('remote daemon stopped: 480', async () => {
