@@ -4,11 +4,11 @@ import { peerIdOfEd25519, type Ed25519Keys } from '../p2p/index.js'
 import { RecordRejectedError } from './errors.js'
 
 /**
- * Directory records (docs/dht-records.md): `/m1/node/<node-name>` and `/m1/login/<login>`, each a canonical JSON
- * object signed with the node's Ed25519 key.
+ * Directory records (docs/dht-records.md): `/m1/node/<node-name>`, `/m1/login/<login>` and `/m1/domain/<sip-domain>`,
+ * each a canonical JSON object signed with the node's Ed25519 key.
  */
 
-export type RecordKind = 'node' | 'login' | 'did'
+export type RecordKind = 'node' | 'login' | 'did' | 'domain'
 
 /** Fields every record carries. */
 export interface RecordCommon {
@@ -63,7 +63,14 @@ export interface DidRecord extends RecordCommon {
 /** E.164: `+` and 1-15 digits (the name of a DID record). */
 export const E164_NAME_RE = /^\+\d{1,15}$/
 
-export type DirectoryRecord = NodeRecord | LoginRecord | DidRecord
+/** A SIP domain a node serves, so that `alice@<domain>` finds the node without having seen its node record. */
+export interface DomainRecord extends RecordCommon {
+  kind: 'domain'
+  /** the node name serving the domain; its node record must be signed by `peerId` and list the domain */
+  node: string
+}
+
+export type DirectoryRecord = NodeRecord | LoginRecord | DidRecord | DomainRecord
 export type Unsigned<R extends DirectoryRecord> = Omit<R, 'sig' | 'publicKey' | 'peerId' | 'v'>
 
 /** Largest encoded record, in bytes. */
@@ -82,7 +89,8 @@ const COMMON = ['v', 'kind', 'name', 'peerId', 'publicKey', 'seq', 'issuedAt', '
 const FIELDS: Record<RecordKind, string[]> = {
   node: [...COMMON, 'domains', 'addrs', 'relays', 'mailboxes', 'version'],
   login: [...COMMON, 'node', 'displayName', 'listed'],
-  did: [...COMMON, 'node']
+  did: [...COMMON, 'node'],
+  domain: [...COMMON, 'node']
 }
 
 /** The DHT key of a record: `/m1/<kind>/<name>`. */
@@ -90,11 +98,11 @@ export function recordKey (kind: RecordKind, name: string): string {
   return `/m1/${kind}/${name}`
 }
 
-/** Splits a DHT key; throws RecordRejectedError('bad-key') when it is not `/m1/node/<name>` or `/m1/login/<name>`. */
+/** Splits a DHT key; throws RecordRejectedError('bad-key') when it is not `/m1/node|login|domain/<name>`. */
 export function parseRecordKey (key: string | Uint8Array): { kind: RecordKind, name: string } {
   let text: string
   try { text = typeof key === 'string' ? key : decoder.decode(key) } catch { throw new RecordRejectedError('bad-key', 'key is not UTF-8') }
-  const m = /^\/m1\/(node|login|did)\/([^/]+)$/.exec(text)
+  const m = /^\/m1\/(node|login|did|domain)\/([^/]+)$/.exec(text)
   if (m == null) throw new RecordRejectedError('bad-key', `unknown key ${text.slice(0, 80)}`)
   const name = m[2]!
   if (m[1] === 'did') {
@@ -102,6 +110,8 @@ export function parseRecordKey (key: string | Uint8Array): { kind: RecordKind, n
     return { kind: 'did', name }
   }
   if (foldName(name) !== name || nameProblem(name) != null) throw new RecordRejectedError('bad-name', `${name.slice(0, 80)} breaks the name rule`)
+  // an address is nobody's to claim
+  if (m[1] === 'domain' && !isDomainName(name)) throw new RecordRejectedError('bad-name', `${name.slice(0, 80)} is not a domain name`)
   return { kind: m[1] as RecordKind, name }
 }
 
@@ -260,6 +270,16 @@ function checkNodeFields (r: Record<string, unknown>): void {
   list('relays', 8, 256)
   list('mailboxes', 8, 128)
   if (typeof r.version !== 'string' || r.version.length > 64) throw new RecordRejectedError('bad-field', 'version must be a string of at most 64 characters')
+}
+
+/**
+ * Whether a SIP domain may have a domain record: the name rule, at least one dot, and not an IPv4 literal (the
+ * last label is not all digits).
+ */
+export function isDomainName (name: string): boolean {
+  if (foldName(name) !== name || nameProblem(name) != null) return false
+  const labels = name.split('.')
+  return labels.length >= 2 && !/^\d+$/.test(labels[labels.length - 1]!)
 }
 
 function checkNodeName (r: Record<string, unknown>): void {

@@ -343,12 +343,12 @@ export class P2p {
    * Serves a long-lived stream protocol: `handler` gets each inbound stream with the remote peer id (taken from
    * the secured connection). Limited (relayed) connections are accepted. The handler must not throw.
    */
-  async handleStreams (protocol: string, handler: (stream: Stream, peer: string) => void, options: { maxInboundStreams?: number } = {}): Promise<void> {
+  async handleStreams (protocol: string, handler: (stream: Stream, peer: string) => void, options: { maxInboundStreams?: number, maxOutboundStreams?: number } = {}): Promise<void> {
     await this.libp2p.handle(protocol, (stream: Stream, connection: Connection) => {
       const peer = connection.remotePeer.toString()
       if (this.isBanned(peer)) { stream.abort(new Error('banned')); return }
       handler(stream, peer)
-    }, { runOnLimitedConnection: true, maxInboundStreams: options.maxInboundStreams ?? 4 })
+    }, { runOnLimitedConnection: true, maxInboundStreams: options.maxInboundStreams ?? 4, maxOutboundStreams: options.maxOutboundStreams ?? 64 })
   }
 
   /** Opens a stream to `peer` on `protocol` (limited connections allowed); throws PeerUnreachableError. */
