@@ -15,7 +15,7 @@ import { MediaRelay } from './media/index.js'
 import type { LocalEnd } from './sip/dialog/index.js'
 import type { TransportName } from './sip/message/index.js'
 import { WebServer } from './web/index.js'
-import { P2p, ed25519Keys } from './p2p/index.js'
+import { P2p, StunServer, ed25519Keys, type P2pInit } from './p2p/index.js'
 import { Directory, RecordValidator, type NamePin } from './directory/index.js'
 import { FILES, defaultNodeName, ensureDataDir, loadIdentity, loadToken, removeDaemonInfo, writeDaemonInfo, type Identity } from './datadir.js'
 import { VERSION } from './version.js'
@@ -59,6 +59,7 @@ export class M1Node {
   web?: WebServer
   p2p?: P2p
   directory?: Directory
+  stun?: StunServer
   private identity!: Identity
   private name!: string
   private domain!: string
@@ -249,7 +250,8 @@ export class M1Node {
       announce: [...config.p2p.announce],
       bootstrap: [...config.p2p.bootstrap],
       allowPrivateAddresses: config.p2p.allowPrivateAddresses,
-      datastorePath: join(this.dataDir, 'p2p')
+      datastorePath: join(this.dataDir, 'p2p'),
+      ...natInit(config)
     })
     const directory = this.directory = new Directory({
       p2p,
@@ -275,7 +277,13 @@ export class M1Node {
     users.addEventListener('user:added', changed)
     users.addEventListener('user:changed', changed)
     users.addEventListener('user:removed', (evt) => { directory.userRemoved((evt as CustomEvent<{ login: string }>).detail.login) })
+    // a relay reservation made or lost changes where the node is reached: its node record follows
+    p2p.addEventListener('addresses:changed', () => { directory.addressesChanged() })
     this.started.push(p2p, directory)
+    if (config.relay.enabled && config.relay.stun) {
+      this.stun = new StunServer({ logger: forComponent(logger, 'p2p:stun'), metrics }, { host: config.sip.host, port: config.relay.stunPort })
+      this.started.push(this.stun)
+    }
   }
 
   /** Names and addresses that mean "this node" in a Request-URI or To. */
@@ -325,6 +333,29 @@ export class M1Node {
       registrations: this.location?.size ?? 0,
       ...(this.p2p?.started === true ? { p2p: this.p2p.addresses() } : {})
     }
+  }
+}
+
+/** The NAT traversal part of the p2p init: reachability, relays to reserve on, hole punching, relay server caps. */
+function natInit (config: M1Config): Pick<P2pInit, 'public' | 'relays' | 'relayReservations' | 'holePunching' | 'relayServer'> {
+  const p = config.p2p
+  const r = config.relay
+  return {
+    public: p.public === 'auto' ? 'auto' : p.public === 'true',
+    relays: [...p.relays],
+    relayReservations: p.relayReservations,
+    holePunching: p.holePunching,
+    ...(r.enabled
+      ? {
+          relayServer: {
+            maxReservations: r.maxReservations,
+            maxCircuits: r.maxCircuits,
+            maxPeerBytesPerSecond: r.maxPeerKbps * 125,
+            maxTotalBytesPerSecond: r.maxTotalKbps * 125,
+            reservationTtl: r.reservationTtl
+          }
+        }
+      : {})
   }
 }
 

@@ -22,7 +22,7 @@ export interface NamePin {
 export interface LocalUser { login: string, displayName?: string, listed?: boolean }
 
 export interface DirectoryComponents {
-  p2p: Pick<P2p, 'peerId' | 'putRecord' | 'getRecords' | 'addresses' | 'provide' | 'unprovide' | 'findProviders' | 'request' | 'handle' | 'unhandle'>
+  p2p: Pick<P2p, 'peerId' | 'putRecord' | 'getRecords' | 'addresses' | 'provide' | 'unprovide' | 'findProviders' | 'request' | 'handle' | 'unhandle'> & Partial<Pick<P2p, 'relayAddresses' | 'learnAddresses'>>
   /** the node key (same as the libp2p identity) */
   keys: Ed25519Keys
   pins: Table<NamePin>
@@ -78,6 +78,7 @@ export class Directory {
   private draining?: Promise<void>
   private lastSeq = 0
   private timer?: NodeJS.Timeout
+  private republishSoon?: NodeJS.Timeout
   private retryDelay = 2000
   private abort = new AbortController()
   private running: Promise<void> = Promise.resolve()
@@ -107,6 +108,8 @@ export class Directory {
 
   async stop (): Promise<void> {
     clearTimeout(this.timer)
+    clearTimeout(this.republishSoon)
+    this.republishSoon = undefined
     this.timer = undefined
     this.abort.abort()
     await this.running.catch(() => {})
@@ -147,7 +150,7 @@ export class Directory {
       expiresAt: now + (init.recordTtl ?? 86_400) * 1000,
       domains: init.domains.slice(0, 8),
       addrs: components.p2p.addresses().filter(a => a.length <= 256).slice(0, 16),
-      relays: [],
+      relays: (components.p2p.relayAddresses?.() ?? []).filter(a => a.length <= 256).slice(0, 8),
       mailboxes: [],
       version: init.version.slice(0, 64)
     }, components.keys)
@@ -254,7 +257,25 @@ export class Directory {
   }
 
   async resolveNode (name: string, options: { signal?: AbortSignal } = {}): Promise<NodeRecord> {
-    return await this.resolveKind('node', checkName(name, 'node'), options) as NodeRecord
+    const record = await this.resolveKind('node', checkName(name, 'node'), options) as NodeRecord
+    // a node behind NAT is dialled at the /p2p-circuit addresses of its signed record
+    await this.components.p2p.learnAddresses?.(record.peerId, record.addrs)
+    return record
+  }
+
+  /**
+   * This node's addresses changed (a relay reservation made or lost): publish the node record again soon, so
+   * callers find the new `/p2p-circuit` addresses. Several changes within a second make one publication.
+   */
+  addressesChanged (): void {
+    if (this.abort.signal.aborted || this.republishSoon != null) return
+    this.republishSoon = setTimeout(() => {
+      this.republishSoon = undefined
+      void this.publishNode({ signal: this.abort.signal }).catch((err: unknown) => {
+        if (!this.abort.signal.aborted) this.log.warn({ err }, 'cannot republish node record')
+      })
+    }, 1000)
+    this.republishSoon.unref()
   }
 
   /** Directory search (see search.ts). */
