@@ -164,8 +164,10 @@ export class P2p extends EventTarget {
       ? init.allowPrivateAddresses || [...init.listen, ...init.announce].some(a => isPublicMultiaddr(a))
       : init.public
     const want = init.relayReservations ?? 2
-    // behind NAT: one '/p2p-circuit' listen address per relay reservation wanted (libp2p finds the relays)
-    const listen = isPublic ? init.listen : [...init.listen, ...new Array(want).fill('/p2p-circuit')]
+    // Behind NAT the reservations are made by RelayFinder on chosen relays (`<relay>/p2p-circuit` listen addresses),
+    // not by listening on a bare '/p2p-circuit': that starts libp2p's relay discovery, whose random walk spins
+    // without yielding while the DHT has no peer to ask.
+    const listen = init.listen
     const caps = this.relayCaps = init.relayServer != null ? new RelayCaps({ logger: this.log, ...(components.metrics != null ? { metrics: components.metrics } : {}) }, init.relayServer) : undefined
     const options: Libp2pOptions<Services> = {
       privateKey: components.privateKey,
@@ -228,7 +230,7 @@ export class P2p extends EventTarget {
     this.log.info({ peerId: this.peerId, addrs: this.addresses(), public: isPublic, relay: caps != null }, 'p2p started')
     this.lastAddrs = this.addresses().join(' ')
     if (!isPublic) {
-      this.finder = new RelayFinder({ p2p: this, logger: this.log }, { relays: init.relays ?? [], want })
+      this.finder = new RelayFinder({ p2p: this, logger: this.log }, { relays: [...(init.relays ?? []), ...init.bootstrap], want })
       this.finder.start()
     }
     if (caps != null) this.advertiseRelay(2000)
@@ -307,13 +309,31 @@ export class P2p extends EventTarget {
     return [...new Set(this.relayAddresses().map(a => a.slice(a.lastIndexOf('/p2p/') + 5)))]
   }
 
-  /** Whether a peer speaks the circuit relay HOP protocol (as identify told). */
-  async isRelay (peer: string): Promise<boolean> {
-    try {
-      return (await this.libp2p.peerStore.get(peerIdFromString(peer))).protocols.includes(RELAY_HOP_PROTOCOL)
-    } catch {
-      return false
+  /** Connected peers that speak the circuit relay HOP protocol (as identify told), each with the address we reach it at. */
+  async connectedRelays (): Promise<string[]> {
+    const node = this.node
+    if (node == null) return []
+    const out: string[] = []
+    for (const c of node.getConnections()) {
+      if (c.remoteAddr.toString().includes('/p2p-circuit')) continue
+      try {
+        if (!(await node.peerStore.get(c.remotePeer)).protocols.includes(RELAY_HOP_PROTOCOL)) continue
+      } catch {
+        continue
+      }
+      const a = c.remoteAddr.toString()
+      out.push(a.includes('/p2p/') ? a : `${a}/p2p/${c.remotePeer.toString()}`)
     }
+    return [...new Set(out)]
+  }
+
+  /**
+   * Reserves a slot on a relay (a multiaddr ending in /p2p/<relay id>) and listens on its `/p2p-circuit` address;
+   * throws when the relay is unreachable or refuses. libp2p refreshes the reservation while the connection lasts.
+   */
+  async reserveOn (relayAddr: string): Promise<void> {
+    const tm = (this.libp2p as unknown as { components: { transportManager: { listen: (addrs: Multiaddr[]) => Promise<void> } } }).components.transportManager
+    await tm.listen([multiaddr(`${relayAddr}/p2p-circuit`)])
   }
 
   /** Connections to a peer: whether any is open, and whether one is direct (not through a relay). */

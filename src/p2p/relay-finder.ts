@@ -4,37 +4,43 @@ import { RELAY_PROVIDER_TOKEN } from './relay.js'
 /** The part of the P2p node the finder uses. */
 export interface RelayFinderComponents {
   p2p: {
+    readonly peerId: string
     relayPeers: () => string[]
+    connectedRelays: () => Promise<string[]>
+    reserveOn: (relayAddr: string) => Promise<void>
     dial: (target: string, options?: { signal?: AbortSignal }) => Promise<void>
     findProviders: (token: Uint8Array, options?: { signal?: AbortSignal, limit?: number }) => Promise<string[]>
-    connectionTo: (peer: string) => { connected: boolean }
-    readonly peerId: string
   }
   logger: Logger
 }
 
 export interface RelayFinderInit {
-  /** configured relay multiaddrs, tried first */
+  /** candidate relay multiaddrs (with /p2p/<id>), tried first in this order: configured relays, then bootstrap peers */
   relays: string[]
   /** reservations wanted. @default 2 */
   want?: number
-  /** Milliseconds between checks while short of relays. @default 3000 */
+  /** Milliseconds between checks while short of relays. @default 2000 */
   shortIntervalMs?: number
-  /** Milliseconds between checks while enough relays are held. @default 30000 */
+  /** Milliseconds between checks while enough relays are held. @default 15000 */
   intervalMs?: number
+  /** Milliseconds a relay that failed or refused is left alone. @default 60000 */
+  retryAfterMs?: number
 }
 
+const idOf = (addr: string): string => addr.slice(addr.lastIndexOf('/p2p/') + 5)
+
 /**
- * Keeps a node behind NAT supplied with relay candidates. libp2p's circuit relay transport makes the reservations
- * (one per `/p2p-circuit` listen address) on connected peers that speak the HOP protocol, and looks for another
- * when one is lost or refuses; this finder connects it to candidates while it holds fewer than wanted: the
- * configured relays first, then relays that announce themselves in the DHT (providers of `/m1/relay`). Bootstrap
- * peers are connected anyway, and those that are relays are used the same way.
+ * Keeps a node behind NAT holding reservations on `want` relays. While short it tries, in order, the configured
+ * relays (and bootstrap peers), connected peers that speak the relay HOP protocol, and relays that announce
+ * themselves in the DHT (providers of `/m1/relay`). A relay that goes away drops its reservation and addresses
+ * (libp2p notices the closed connection); one that refuses is left alone for a minute; the next check replaces
+ * either. The node record follows through P2p's `addresses:changed` event.
  */
 export class RelayFinder {
   private timer?: NodeJS.Timeout
   private abort = new AbortController()
   private running = false
+  private readonly failed = new Map<string, number>()
   private readonly log: Logger
 
   constructor (private readonly components: RelayFinderComponents, private readonly init: RelayFinderInit) {
@@ -54,48 +60,61 @@ export class RelayFinder {
 
   private schedule (ms: number): void {
     if (this.abort.signal.aborted) return
+    clearTimeout(this.timer)
     this.timer = setTimeout(() => { void this.check() }, ms)
     this.timer.unref()
   }
 
-  /** One round: when short of relays, connect to candidates not yet connected. Never throws. */
+  /** One round: while short of relays, reserve on candidates one after another. Never throws. */
   async check (): Promise<void> {
     if (this.running) return
     this.running = true
     const { p2p } = this.components
     const want = this.init.want ?? 2
+    const now = Date.now()
+    const usable = (id: string): boolean => id !== p2p.peerId && !p2p.relayPeers().includes(id) && (this.failed.get(id) ?? 0) <= now
     try {
-      const held = new Set(p2p.relayPeers())
-      if (held.size >= want) return
-      const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(15_000)])
-      const candidates: string[] = []
-      for (const addr of this.init.relays) {
-        const id = addr.slice(addr.lastIndexOf('/p2p/') + 5)
-        if (!held.has(id) && !p2p.connectionTo(id).connected) candidates.push(addr)
-      }
-      if (held.size + candidates.length < want + 1) {
+      if (p2p.relayPeers().length >= want) return
+      const tried = new Set<string>()
+      const attempt = async (addr: string): Promise<void> => {
+        const id = idOf(addr)
+        if (tried.has(id) || !usable(id) || p2p.relayPeers().length >= want || this.abort.signal.aborted) return
+        tried.add(id)
         try {
-          for (const id of await p2p.findProviders(RELAY_PROVIDER_TOKEN, { signal, limit: 20 })) {
-            if (id !== p2p.peerId && !held.has(id) && !p2p.connectionTo(id).connected) candidates.push(id)
-          }
+          await p2p.reserveOn(addr)
+          this.log.info({ relay: addr }, 'relay reservation made')
+        } catch (err) {
+          this.failed.set(id, Date.now() + (this.init.retryAfterMs ?? 60_000))
+          this.log.info({ relay: addr, err: (err as Error).message.split('\n')[0] }, 'relay unreachable or refused a reservation')
+        }
+      }
+      for (const addr of this.init.relays) await attempt(addr)
+      for (const addr of await p2p.connectedRelays()) await attempt(addr)
+      if (p2p.relayPeers().length < want && !this.abort.signal.aborted) {
+        const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(15_000)])
+        let providers: string[] = []
+        try {
+          providers = (await p2p.findProviders(RELAY_PROVIDER_TOKEN, { signal, limit: 20 })).filter(usable)
         } catch (err) {
           if (!this.abort.signal.aborted) this.log.debug({ err }, 'relay lookup in the DHT failed')
         }
-      }
-      await Promise.all(candidates.map(async (c) => {
-        try {
-          await p2p.dial(c, { signal })
-        } catch (err) {
-          if (!this.abort.signal.aborted) this.log.debug({ relay: c, err: (err as Error).message }, 'relay candidate unreachable')
+        for (const id of providers) {
+          if (p2p.relayPeers().length >= want) break
+          try {
+            await p2p.dial(id, { signal })
+          } catch {
+            this.failed.set(id, Date.now() + (this.init.retryAfterMs ?? 60_000))
+          }
         }
-      }))
+        for (const addr of await p2p.connectedRelays()) await attempt(addr)
+      }
     } catch (err) {
       this.log.debug({ err }, 'relay check failed')
     } finally {
       this.running = false
-      const short = p2p.relayPeers().length < want
-      if (short) this.log.debug({ held: p2p.relayPeers().length, want }, 'short of relays')
-      this.schedule(short ? (this.init.shortIntervalMs ?? 3000) : (this.init.intervalMs ?? 30_000))
+      const held = p2p.relayPeers().length
+      if (held < want) this.log.debug({ held, want }, 'short of relays')
+      this.schedule(held < want ? (this.init.shortIntervalMs ?? 2000) : (this.init.intervalMs ?? 15_000))
     }
   }
 }
