@@ -10,7 +10,7 @@ import { SipStack } from './sip/stack.js'
 import { createRequest, newBranch, newCallId, newTag, parseUri, type SipRequest } from './sip/message/index.js'
 import { Users, Authenticator } from './users/index.js'
 import { Location, Registrar, Keepalive, type Binding } from './registrar/index.js'
-import { Router, B2bua, CallRecords, RemoteTargets, P2pSipTransport, type CallRecord } from './routing/index.js'
+import { Router, B2bua, CallRecords, RemoteTargets, P2pSipTransport, P2pMediaLinks, type CallRecord } from './routing/index.js'
 import { MediaRelay } from './media/index.js'
 import type { LocalEnd } from './sip/dialog/index.js'
 import type { TransportName } from './sip/message/index.js'
@@ -56,6 +56,8 @@ export class M1Node {
   calls!: B2bua
   records!: CallRecords
   media?: MediaRelay
+  /** `/m1/rtp/1.0.0` streams of calls between nodes */
+  mediaLinks?: P2pMediaLinks
   web?: WebServer
   p2p?: P2p
   directory?: Directory
@@ -162,7 +164,8 @@ export class M1Node {
       return { transport, host: advertised, port: a?.port ?? 5060 }
     }
     const records = this.records = new CallRecords({ table: this.store.table<CallRecord>('time_cdr') })
-    const media = config.media.anchor === 'never'
+    // calls to other nodes are anchored whatever media.anchor says: the relay exists whenever p2p runs
+    const media = config.media.anchor === 'never' && !config.p2p.enabled
       ? undefined
       : this.media = new MediaRelay({ allows: (address) => stack.transports.allows(address), logger: forComponent(logger, 'media'), metrics }, {
         host: config.media.host,
@@ -171,10 +174,19 @@ export class M1Node {
         portMax: config.media.portMax,
         timeoutSeconds: config.media.timeout
       })
+    // the libp2p node and the directory start after the store and before the SIP stack, and stop after it
+    if (config.p2p.enabled) this.buildDirectory(users)
+    const p2p = this.p2p
+    const directory = this.directory
+    // media of calls between nodes rides on libp2p streams (routing opens them, media/ only sees packets)
+    const remoteMedia = p2p != null && media != null
+      ? this.mediaLinks = new P2pMediaLinks({ p2p, relay: media, logger: forComponent(logger, 'routing:p2p-media'), metrics })
+      : undefined
     const calls = this.calls = new B2bua({
       stack,
       records,
       ...(media != null ? { media } : {}),
+      ...(remoteMedia != null ? { remoteMedia } : {}),
       localEnd,
       logger: forComponent(logger, 'routing:b2bua'),
       metrics
@@ -188,10 +200,6 @@ export class M1Node {
       t2: sip.t2,
       userAgent: `m1node/${VERSION}`
     })
-    // the libp2p node and the directory start after the store and before the SIP stack, and stop after it
-    if (config.p2p.enabled) this.buildDirectory(users)
-    const p2p = this.p2p
-    const directory = this.directory
     if (p2p != null) {
       // SIP between nodes: a transport of the stack, built here because it rides on libp2p (sip/ and p2p/ never meet)
       stack.transports.add(hooks => new P2pSipTransport({ p2p, hooks, logger: forComponent(logger, 'routing:p2p-sip') }))
@@ -223,6 +231,7 @@ export class M1Node {
     media?.addEventListener('media:timeout', (evt) => { calls.mediaTimeout((evt as CustomEvent<{ callId: string }>).detail.callId) })
     // calls stop before the stack so that their BYEs and CANCELs still leave; media after the calls it carries
     if (media != null) this.started.push(media)
+    if (remoteMedia != null) this.started.push(remoteMedia)
     this.started.push(location, stack, calls, keepalive)
     if (config.web.enabled) {
       this.web = new WebServer({

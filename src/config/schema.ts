@@ -68,7 +68,7 @@ export const SCHEMA = {
     max_calls_per_login: { type: 'integer', default: 0, min: 0, max: 1_000_000, doc: 'Calls at once per login, as caller or callee (0: no cap).' }
   },
   media: {
-    anchor: { type: 'string', default: 'always', values: ['always', 'nat', 'never'], doc: 'Relay call media through the node: always, only when a side is behind NAT, or never (SDP passes end to end).' },
+    anchor: { type: 'string', default: 'always', values: ['always', 'nat', 'never'], doc: 'Relay call media through the node: always, only when a side is behind NAT, or never (SDP passes end to end). Calls to and from other m1 nodes are always relayed.' },
     host: { type: 'string', default: '0.0.0.0', doc: 'Address the media relay\'s UDP sockets bind to.' },
     advertised_address: { type: 'string', default: '', doc: 'IPv4 address written into relayed SDP. Empty: media.host, or the first non-loopback IPv4 when it is 0.0.0.0.' },
     port_min: { type: 'integer', default: 20000, min: 1024, max: 65534, doc: 'Lowest UDP port of the relay (RTP on even ports, RTCP on the next).' },

@@ -3,7 +3,7 @@ import { foldName, nameProblem, InvalidInputError } from '../core/index.js'
 import type { Table } from '../store/index.js'
 import type { Ed25519Keys, P2p } from '../p2p/index.js'
 import { NameKeyChangedError, NameNotFoundError, NameTakenError, RecordRejectedError } from './errors.js'
-import { decodeRecord, recordKey, selectRecord, signRecord, type DirectoryRecord, type LoginRecord, type NodeRecord, type RecordKind } from './records.js'
+import { decodeRecord, isDomainName, recordKey, selectRecord, signRecord, type DirectoryRecord, type DomainRecord, type LoginRecord, type NodeRecord, type RecordKind } from './records.js'
 import { DirectorySearch, runLimited, type Listing, type SearchInit, type SearchResult } from './search.js'
 
 const encoder = new TextEncoder()
@@ -121,6 +121,14 @@ export class Directory {
   async publishAll (options: { signal?: AbortSignal } = {}): Promise<number> {
     const signal = this.signal(options.signal)
     const peers = await this.publishNode({ signal })
+    for (const domain of this.publishedDomains()) {
+      try {
+        await this.publishDomain(domain, { signal })
+      } catch (err) {
+        if (err instanceof NameTakenError) this.log.error({ domain, owner: err.ownerPeerId }, 'SIP domain is claimed by another node in the directory: not published')
+        else if (!signal.aborted) this.log.warn({ domain, err }, 'cannot publish domain record')
+      }
+    }
     if (this.init.publishLogins !== false) {
       const users = await this.components.localUsers()
       const logins = new Set(users.map(u => u.login))
@@ -159,6 +167,27 @@ export class Directory {
     this.nodeRecord = { record, bytes }
     this.remember(key, record)
     return peers
+  }
+
+  /** The SIP domains that get a domain record: those of the node record that are domain names other than the node name. */
+  publishedDomains (): string[] {
+    return [...new Set(this.init.domains.slice(0, 8).map(d => d.toLowerCase()))].filter(d => d !== this.init.nodeName && isDomainName(d))
+  }
+
+  /** Signs and stores `/m1/domain/<domain>` naming this node; returns how many peers accepted it. */
+  async publishDomain (domain: string, options: { signal?: AbortSignal } = {}): Promise<number> {
+    const now = Date.now()
+    const { record, bytes, key } = signRecord<DomainRecord>({
+      kind: 'domain',
+      name: domain,
+      seq: this.nextSeq(),
+      issuedAt: now,
+      expiresAt: now + (this.init.recordTtl ?? 86_400) * 1000,
+      node: this.init.nodeName
+    }, this.components.keys)
+    await this.checkNotTaken('domain', domain, options.signal)
+    this.remember(key, record)
+    return await this.put(key, bytes, 'domain', options.signal)
   }
 
   /** Signs and stores the login record of a local user; returns how many peers accepted it. */
@@ -276,6 +305,22 @@ export class Directory {
       })
     }, 1000)
     this.republishSoon.unref()
+  }
+
+  /**
+   * The node serving SIP domain `domain`: its domain record names a node whose node record is signed by the same key
+   * and lists the domain (both checked on every read). Throws NameNotFoundError('domain') otherwise.
+   */
+  async resolveDomain (domain: string, options: { signal?: AbortSignal } = {}): Promise<NodeRecord> {
+    const name = checkName(domain, 'domain')
+    if (!isDomainName(name)) throw new InvalidInputError('domain', `"${domain}" is not a domain name`)
+    const rec = await this.resolveKind('domain', name, options) as DomainRecord
+    const node = await this.resolveNode(rec.node, options)
+    if (node.peerId !== rec.peerId || !node.domains.some(d => d.toLowerCase() === name)) {
+      this.log.warn({ domain: name, node: rec.node, peer: rec.peerId }, 'domain record and node record disagree')
+      throw new NameNotFoundError('domain', name)
+    }
+    return node
   }
 
   /** Directory search (see search.ts). */

@@ -4,11 +4,11 @@ import { peerIdOfEd25519, type Ed25519Keys } from '../p2p/index.js'
 import { RecordRejectedError } from './errors.js'
 
 /**
- * Directory records (docs/dht-records.md): `/m1/node/<node-name>` and `/m1/login/<login>`, each a canonical JSON
- * object signed with the node's Ed25519 key.
+ * Directory records (docs/dht-records.md): `/m1/node/<node-name>`, `/m1/login/<login>` and `/m1/domain/<sip-domain>`,
+ * each a canonical JSON object signed with the node's Ed25519 key.
  */
 
-export type RecordKind = 'node' | 'login'
+export type RecordKind = 'node' | 'login' | 'domain'
 
 /** Fields every record carries. */
 export interface RecordCommon {
@@ -53,7 +53,14 @@ export interface LoginRecord extends RecordCommon {
   listed: boolean
 }
 
-export type DirectoryRecord = NodeRecord | LoginRecord
+/** A SIP domain a node serves, so that `alice@<domain>` finds the node without having seen its node record. */
+export interface DomainRecord extends RecordCommon {
+  kind: 'domain'
+  /** the node name serving the domain; its node record must be signed by `peerId` and list the domain */
+  node: string
+}
+
+export type DirectoryRecord = NodeRecord | LoginRecord | DomainRecord
 export type Unsigned<R extends DirectoryRecord> = Omit<R, 'sig' | 'publicKey' | 'peerId' | 'v'>
 
 /** Largest encoded record, in bytes. */
@@ -71,7 +78,8 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
 const COMMON = ['v', 'kind', 'name', 'peerId', 'publicKey', 'seq', 'issuedAt', 'expiresAt', 'sig']
 const FIELDS: Record<RecordKind, string[]> = {
   node: [...COMMON, 'domains', 'addrs', 'relays', 'mailboxes', 'version'],
-  login: [...COMMON, 'node', 'displayName', 'listed']
+  login: [...COMMON, 'node', 'displayName', 'listed'],
+  domain: [...COMMON, 'node']
 }
 
 /** The DHT key of a record: `/m1/<kind>/<name>`. */
@@ -79,14 +87,16 @@ export function recordKey (kind: RecordKind, name: string): string {
   return `/m1/${kind}/${name}`
 }
 
-/** Splits a DHT key; throws RecordRejectedError('bad-key') when it is not `/m1/node/<name>` or `/m1/login/<name>`. */
+/** Splits a DHT key; throws RecordRejectedError('bad-key') when it is not `/m1/node|login|domain/<name>`. */
 export function parseRecordKey (key: string | Uint8Array): { kind: RecordKind, name: string } {
   let text: string
   try { text = typeof key === 'string' ? key : decoder.decode(key) } catch { throw new RecordRejectedError('bad-key', 'key is not UTF-8') }
-  const m = /^\/m1\/(node|login)\/([^/]+)$/.exec(text)
+  const m = /^\/m1\/(node|login|domain)\/([^/]+)$/.exec(text)
   if (m == null) throw new RecordRejectedError('bad-key', `unknown key ${text.slice(0, 80)}`)
   const name = m[2]!
   if (foldName(name) !== name || nameProblem(name) != null) throw new RecordRejectedError('bad-name', `${name.slice(0, 80)} breaks the name rule`)
+  // an address is nobody's to claim
+  if (m[1] === 'domain' && !isDomainName(name)) throw new RecordRejectedError('bad-name', `${name.slice(0, 80)} is not a domain name`)
   return { kind: m[1] as RecordKind, name }
 }
 
@@ -170,7 +180,8 @@ export function decodeRecord (key: string | Uint8Array, bytes: Uint8Array, optio
   }
   if (typeof r.peerId !== 'string' || typeof r.publicKey !== 'string' || typeof r.sig !== 'string') throw new RecordRejectedError('bad-field', 'peerId, publicKey and sig must be strings')
   if (kind === 'node') checkNodeFields(r)
-  else checkLoginFields(r)
+  else if (kind === 'login') checkLoginFields(r)
+  else checkNodeName(r)
 
   const pk = fromB64u(r.publicKey)
   if (pk == null || pk.length !== 32) throw new RecordRejectedError('bad-public-key', 'publicKey must be 32 bytes of base64url')
@@ -246,8 +257,22 @@ function checkNodeFields (r: Record<string, unknown>): void {
   if (typeof r.version !== 'string' || r.version.length > 64) throw new RecordRejectedError('bad-field', 'version must be a string of at most 64 characters')
 }
 
-function checkLoginFields (r: Record<string, unknown>): void {
+/**
+ * Whether a SIP domain may have a domain record: the name rule, at least one dot, and not an IPv4 literal (the
+ * last label is not all digits).
+ */
+export function isDomainName (name: string): boolean {
+  if (foldName(name) !== name || nameProblem(name) != null) return false
+  const labels = name.split('.')
+  return labels.length >= 2 && !/^\d+$/.test(labels[labels.length - 1]!)
+}
+
+function checkNodeName (r: Record<string, unknown>): void {
   if (typeof r.node !== 'string' || nameProblem(r.node) != null || foldName(r.node) !== r.node) throw new RecordRejectedError('bad-name', 'node breaks the name rule')
+}
+
+function checkLoginFields (r: Record<string, unknown>): void {
+  checkNodeName(r)
   if (typeof r.displayName !== 'string' || r.displayName.length > 128 || /\p{Cc}/u.test(r.displayName)) throw new RecordRejectedError('bad-field', 'displayName must be at most 128 characters without control characters')
   if (typeof r.listed !== 'boolean') throw new RecordRejectedError('bad-field', 'listed must be true or false')
 }

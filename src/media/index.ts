@@ -1,6 +1,6 @@
 // media: the RTP relay behind three verbs (Kamailio rtpengine): offer / answer rewrite SDP to relay ports, delete frees them.
 // May import: node built-ins, core/. Knows nothing of SIP transactions, dialogs or libp2p.
-// Public API: MediaRelay (+ Init, Components, Events, Side, MediaStats, MediaOptions), the SDP helpers, named errors.
+// Public API: MediaRelay (+ Init, Components, Events, Side, MediaStats, MediaOptions, PacketLink, AttachedLink), the SDP helpers, named errors.
 export {
   MediaRelay,
   type MediaRelayInit,
@@ -8,6 +8,8 @@ export {
   type MediaRelayEvents,
   type MediaStats,
   type MediaOptions,
+  type PacketLink,
+  type AttachedLink,
   type Side
 } from './relay.js'
 export {

@@ -47,6 +47,23 @@ export interface MediaRelayEvents {
   'media:timeout': CustomEvent<{ callId: string }>
 }
 
+/**
+ * A packet duplex that stands in for one side's UDP endpoint (e.g. a stream to another node's relay). `send` must
+ * hand the packet on at once (no batching: RTP timing) and must not throw.
+ */
+export interface PacketLink {
+  /** a packet for that side: `stream` is the m-line index, `rtcp` tells RTCP from RTP */
+  send: (packet: Uint8Array, stream: number, rtcp: boolean) => void
+}
+
+/** What {@link MediaRelay.attach} returns: the way in for packets from the linked side, and the way to let go. */
+export interface AttachedLink {
+  /** a packet the linked side sent on m-line `stream` (RTCP when `rtcp`); dropped when that m-line is unknown */
+  receive: (packet: Uint8Array, stream: number, rtcp: boolean) => void
+  /** the side goes back to UDP (its SDP endpoint); idempotent */
+  detach: () => void
+}
+
 /** Options of the verbs that may wait (port binding). */
 export interface MediaOptions {
   signal?: AbortSignal
@@ -98,6 +115,8 @@ class Half {
   mux = false
   direction: Direction = 'sendrecv'
   hold = false
+  /** set while this side is bound to a packet link instead of UDP */
+  link: PacketLink | undefined = undefined
   /** packets and bytes relayed from this side to the other */
   packets = 0
   bytes = 0
@@ -119,7 +138,7 @@ class Stream {
   a!: Half
   b!: Half
   enabled = true
-  constructor (readonly call: Call) {}
+  constructor (readonly call: Call, readonly index: number) {}
 }
 
 interface OriginState {
@@ -142,6 +161,8 @@ class Call {
   /** ms: when 'media:timeout' was sent */
   timedOutAt = 0
   deleted = false
+  /** packet links binding a side instead of UDP */
+  links: { a?: PacketLink, b?: PacketLink } = {}
   queue: Promise<void> = Promise.resolve()
   constructor (readonly id: string) {}
 }
@@ -255,6 +276,7 @@ export class MediaRelay extends EventTarget {
     const stats = statsOf(call)
     this.table.delete(callId)
     call.deleted = true
+    call.links = {}
     for (const stream of call.streams) {
       if (stream == null) continue
       this.free(stream.a)
@@ -268,6 +290,55 @@ export class MediaRelay extends EventTarget {
   stats (callId: string): MediaStats | undefined {
     const call = this.table.get(callId)
     return call == null ? undefined : statsOf(call)
+  }
+
+  /**
+   * Binds side `side` of a call to a packet link instead of its UDP endpoint: packets for that side go to
+   * `link.send`, and packets the returned `receive` gets are relayed as if that side had sent them to its relay
+   * port (no latching: the link is already authenticated). Covers the call's m-lines now and later. Throws
+   * MediaError when the call is unknown or the side is already linked.
+   */
+  attach (callId: string, side: Side, link: PacketLink): AttachedLink {
+    if (side !== 'a' && side !== 'b') throw new MediaError(`bad side ${String(side)}`)
+    const call = this.table.get(callId)
+    if (call == null || call.deleted) throw new MediaError(`no media for call ${callId}`)
+    if (call.links[side] != null) throw new MediaError(`side ${side} of call ${callId} is already linked`)
+    call.links[side] = link
+    for (const s of call.streams) if (s != null) s[side].link = link
+    let attached = true
+    return {
+      receive: (packet, index, rtcp) => {
+        if (!attached) return
+        const stream = call.streams[index]
+        if (stream == null) { this.counts[DROP_NO_ENDPOINT]!++; return }
+        const h = stream[side]
+        const buf = Buffer.isBuffer(packet) ? packet : Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength)
+        if (rtcp) this.fromLink(h, buf, true)
+        else this.fromLink(h, buf, false)
+      },
+      detach: () => {
+        if (!attached) return
+        attached = false
+        if (call.links[side] !== link) return
+        call.links[side] = undefined
+        for (const s of call.streams) if (s != null) s[side].link = undefined
+      }
+    }
+  }
+
+  /** A packet side h sent over its link. */
+  private fromLink (h: Half, msg: Buffer, rtcp: boolean): void {
+    const stream = h.stream
+    const call = stream.call
+    const now = Date.now()
+    if (call.startedAt === 0) call.startedAt = now
+    call.lastPacketAt = now
+    if (!stream.enabled) {
+      this.counts[DROP_DISABLED]!++
+      return
+    }
+    if (rtcp) this.sendRtcp(h, h.other, msg)
+    else this.forwardRtp(h, h.other, msg)
   }
 
   private async update (callId: string, from: Side, body: string, isAnswer: boolean, options?: MediaOptions): Promise<string> {
@@ -308,8 +379,10 @@ export class MediaRelay extends EventTarget {
         continue
       }
       if (stream == null) {
-        stream = await this.createStream(call, signal)
+        stream = await this.createStream(call, e.index, signal)
         call.streams[e.index] = stream
+        stream.a.link = call.links.a
+        stream.b.link = call.links.b
       }
       stream.enabled = true
       this.setEndpoint(stream[from], e)
@@ -380,7 +453,7 @@ export class MediaRelay extends EventTarget {
     }
   }
 
-  private async createStream (call: Call, signal?: AbortSignal): Promise<Stream> {
+  private async createStream (call: Call, index: number, signal?: AbortSignal): Promise<Stream> {
     const first = await this.allocate(signal)
     let second: BoundPair
     try {
@@ -395,7 +468,7 @@ export class MediaRelay extends EventTarget {
       if (!this.running) throw new MediaRelayStoppedError()
       throw new MediaCallDeletedError(call.id)
     }
-    const stream = new Stream(call)
+    const stream = new Stream(call, index)
     const a = new Half(stream, 'a', PKT_A2B, first.rtp, first.rtcp, first.port)
     const b = new Half(stream, 'b', PKT_B2A, second.rtp, second.rtcp, second.port)
     a.other = b
@@ -416,6 +489,8 @@ export class MediaRelay extends EventTarget {
   /** A packet side h sent to its RTP port P[h]. */
   private onRtp (h: Half, msg: Buffer, rinfo: RemoteInfo): void {
     const counts = this.counts
+    // a linked side sends over its link only: UDP to its port is somebody else's
+    if (h.link != null) { counts[DROP_SOURCE]!++; return }
     if (rinfo.port !== h.rtpPort || rinfo.address !== h.rtpAddr) {
       // latching: the first source wins; later only the same IP may move to another port (NAT rebinding)
       if (h.rtpLatchIp === '') {
@@ -439,23 +514,37 @@ export class MediaRelay extends EventTarget {
     }
     const to = h.other
     // RFC 5761 §4: a multiplexing side sends RTCP (packet types 192..223) on the RTP port; one that does not
-    // multiplex gets it on its RTCP port
-    if (h.mux && !to.mux && msg.length > 1) {
+    // multiplex (or a link, which marks RTCP) gets it on its RTCP port
+    if (h.mux && (!to.mux || to.link != null) && msg.length > 1) {
       const pt = msg[1] as number
       if (pt >= 192 && pt <= 223) {
         this.sendRtcp(h, to, msg)
         return
       }
     }
-    if (!to.rtpOk) {
+    this.forwardRtp(h, to, msg)
+  }
+
+  /** Sends an RTP packet side h sent on to side `to`: over its link, or by UDP to its endpoint. */
+  private forwardRtp (h: Half, to: Half, msg: Buffer): void {
+    const counts = this.counts
+    if (to.link != null) {
+      try {
+        to.link.send(msg, to.stream.index, false)
+      } catch {
+        counts[DROP_ERROR]!++
+        return
+      }
+    } else if (!to.rtpOk) {
       counts[to.rtpPort === 0 ? DROP_NO_ENDPOINT : DROP_EGRESS]!++
       return
-    }
-    try {
-      to.rtp.send(msg, to.rtpPort, to.rtpAddr)
-    } catch {
-      counts[DROP_ERROR]!++
-      return
+    } else {
+      try {
+        to.rtp.send(msg, to.rtpPort, to.rtpAddr)
+      } catch {
+        counts[DROP_ERROR]!++
+        return
+      }
     }
     h.packets++
     h.bytes += msg.length
@@ -465,6 +554,7 @@ export class MediaRelay extends EventTarget {
 
   /** A packet side h sent to its RTCP port P[h] + 1. */
   private onRtcp (h: Half, msg: Buffer, rinfo: RemoteInfo): void {
+    if (h.link != null) { this.counts[DROP_SOURCE]!++; return }
     if (rinfo.port !== h.rtcpPort || rinfo.address !== h.rtcpAddr) {
       if (h.rtcpLatchIp === '') {
         h.rtcpLatchIp = rinfo.address
@@ -490,6 +580,19 @@ export class MediaRelay extends EventTarget {
 
   private sendRtcp (from: Half, to: Half, msg: Buffer): void {
     const counts = this.counts
+    if (to.link != null) {
+      try {
+        to.link.send(msg, to.stream.index, true)
+      } catch {
+        counts[DROP_ERROR]!++
+        return
+      }
+      from.packets++
+      from.bytes += msg.length
+      counts[from.slot]!++
+      counts[from.slot + 2]! += msg.length
+      return
+    }
     // RTCP to a multiplexing side goes to its RTP endpoint, from the RTP socket it knows
     const ok = to.mux ? to.rtpOk : to.rtcpOk
     if (!ok) {

@@ -8,6 +8,7 @@ import type { Binding } from '../registrar/index.js'
 import type { CallRecord, CdrLeg } from './cdr.js'
 import { CallLimitError } from './errors.js'
 import { errorResponse } from './sip-errors.js'
+import { tokenOf, withToken, withoutToken } from './p2p-media.js'
 
 type Side = 'a' | 'b'
 
@@ -18,6 +19,13 @@ export interface MediaAnchor {
   delete: (callId: string) => { packets: { a2b: number, b2a: number }, bytes: { a2b: number, b2a: number } } | undefined
 }
 
+/** What the B2BUA needs of {@link P2pMediaLinks}: one token per cross-node call leg, carried in `a=m1-rtp`. */
+export interface RemoteMedia {
+  expect: (callId: string, side: Side, peer: string) => string
+  connect: (callId: string, side: Side, peer: string, token: string) => void
+  end: (callId: string) => void
+}
+
 export interface B2buaComponents {
   stack: {
     request: (req: SipRequest, target: SendTarget, user: ClientTransactionUser, opts?: { signal?: AbortSignal }) => ClientTransaction
@@ -25,6 +33,8 @@ export interface B2buaComponents {
   }
   /** absent: SDP passes end to end untouched */
   media?: MediaAnchor
+  /** media of legs to other m1 nodes over libp2p streams (`/m1/rtp/1.0.0`, routing/p2p-media); absent: UDP relay to relay */
+  remoteMedia?: RemoteMedia
   records: { write: (rec: CallRecord) => Promise<void> }
   /** our advertised address and listening port for a transport (Via and Contact) */
   localEnd: (transport: TransportName) => LocalEnd
@@ -119,6 +129,9 @@ class Call {
   bAck?: SipRequest
   pending?: Pending
   lastProvisional = 0
+  /** the `a=m1-rtp` token of the cross-node leg's media stream; `connect`: the far node minted it, we open the stream */
+  mediaToken?: string
+  mediaRole?: 'expect' | 'connect' | 'connected'
 
   constructor (readonly aReq: SipRequest, readonly aTx: ServerTransaction, readonly caller: Caller, readonly callee: Callee) {}
 
@@ -173,14 +186,15 @@ export class B2bua {
     log?.info({ callId: call.id, from: caller.login ?? caller.identity.rawUri, to: callee.login, forks: callee.bindings.length }, 'call')
 
     const media = this.components.media
-    call.anchored = media != null && (this.init.anchorMedia === 'always' ||
+    // a call to or from another node is always anchored: a phone's address means nothing to the other node
+    call.anchored = media != null && (this.init.anchorMedia === 'always' || callee.node != null || caller.node != null ||
       (this.init.anchorMedia === 'nat' && (callee.bindings.some(b => b.nat) || isNatted(req, tx.flow))))
     let body = req.body
     if (isSdp(req)) {
       call.aOffered = true
       if (call.anchored) {
         try {
-          body = Buffer.from(await media!.offer(call.id, 'a', req.body.toString('utf8')))
+          body = Buffer.from(await this.relaySdp(call, 'a', req.body.toString('utf8'), 'offer'))
         } catch (err) {
           // unusable SDP (488) or no relay ports (503): the call ends before it rings
           const res = errorResponse(req, err, call.aTag, this.components.logger)
@@ -418,7 +432,7 @@ export class B2bua {
     let body: Buffer | undefined
     if (isSdp(ack)) {
       const sdp = ack.body.toString('utf8')
-      body = Buffer.from(call.anchored ? await this.components.media!.answer(call.id, 'a', sdp) : sdp)
+      body = Buffer.from(call.anchored ? await this.relaySdp(call, 'a', sdp, 'answer') : sdp)
     }
     call.bAck = b.request('ACK', { cseq: call.winner.req.cseq.seq, ...(body != null ? { body, headers: [{ name: 'Content-Type', value: 'application/sdp' }] } : {}) })
     await this.components.stack.send(b.target(), call.bAck)
@@ -428,8 +442,53 @@ export class B2bua {
   private async sdpFromB (call: Call, res: SipResponse): Promise<Buffer> {
     const sdp = res.body.toString('utf8')
     if (!call.anchored) return res.body
+    return Buffer.from(await this.relaySdp(call, 'b', sdp, call.aOffered ? 'answer' : 'offer'))
+  }
+
+  /**
+   * SDP from side `from` through the relay to the other side. A leg to another node carries `a=m1-rtp:<token>`:
+   * the first SDP sent to that node mints the token (the node opens the stream); a token the node sent first is
+   * ours to open. Phones never see the attribute.
+   */
+  private async relaySdp (call: Call, from: Side, sdp: string, verb: 'offer' | 'answer'): Promise<string> {
     const media = this.components.media!
-    return Buffer.from(call.aOffered ? await media.answer(call.id, 'b', sdp) : await media.offer(call.id, 'b', sdp))
+    const remote = this.components.remoteMedia
+    const fromPeer = remote != null ? this.nodePeer(call, from) : undefined
+    if (fromPeer != null) {
+      const token = tokenOf(sdp)
+      if (token != null && call.mediaToken == null) {
+        call.mediaToken = token
+        call.mediaRole = 'connect'
+      }
+      sdp = withoutToken(sdp)
+    } else if (sdp.includes('a=m1-rtp:')) {
+      // only a node sets it, never a phone
+      sdp = withoutToken(sdp)
+    }
+    let out = await media[verb](call.id, from, sdp)
+    if (fromPeer != null && call.mediaRole === 'connect' && call.state !== 'ended') {
+      // the relay knows the call's m-lines now: the stream can bind
+      call.mediaRole = 'connected'
+      remote!.connect(call.id, from, fromPeer, call.mediaToken!)
+    }
+    const to: Side = from === 'a' ? 'b' : 'a'
+    const toPeer = remote != null ? this.nodePeer(call, to) : undefined
+    if (toPeer != null) {
+      if (call.mediaToken == null) {
+        call.mediaToken = remote!.expect(call.id, to, toPeer)
+        call.mediaRole = 'expect'
+      }
+      out = withToken(out, call.mediaToken)
+    }
+    return out
+  }
+
+  /** The peer id of side `side` when that side is another m1 node (its SIP leg runs over `/m1/sip/1.0.0`). */
+  private nodePeer (call: Call, side: Side): string | undefined {
+    if (side === 'a') return call.caller.node != null && call.aFlow.transport === 'P2P' ? call.aFlow.remoteAddress : undefined
+    if (call.callee.node == null) return undefined
+    const flow = call.callee.bindings[0]?.flow
+    return flow?.transport === 'P2P' ? flow.remoteAddress : undefined
   }
 
   /** A response to the caller mirroring one from the callee: our tag, our Contact, end-to-end headers copied. */
@@ -460,7 +519,7 @@ export class B2bua {
     }
     let body: Buffer | undefined = req.body.length > 0 ? req.body : undefined
     const offered = (isInvite || req.method === 'UPDATE') && isSdp(req)
-    if (offered && call.anchored) body = Buffer.from(await this.components.media!.offer(call.id, side, req.body.toString('utf8')))
+    if (offered && call.anchored) body = Buffer.from(await this.relaySdp(call, side, req.body.toString('utf8'), 'offer'))
     const out = other.request(req.method, { headers: copyHeaders(req, COPY_TO_CALLEE).filter(h => body != null || h.name !== 'Content-Type'), ...(body != null ? { body } : {}) })
     const pending: Pending | undefined = isInvite ? { tx, side, out, awaitAck: !offered } : undefined
     if (isInvite || req.method === 'UPDATE') call.pending = pending ?? { tx, side, out, awaitAck: false }
@@ -472,7 +531,7 @@ export class B2bua {
           let rbody: Buffer | undefined = res.body.length > 0 ? res.body : undefined
           if (res.status < 300 && isSdp(res) && call.anchored && (isInvite || req.method === 'UPDATE')) {
             const sdp = res.body.toString('utf8')
-            rbody = Buffer.from(offered ? await this.components.media!.answer(call.id, otherSide, sdp) : await this.components.media!.offer(call.id, otherSide, sdp))
+            rbody = Buffer.from(await this.relaySdp(call, otherSide, sdp, offered ? 'answer' : 'offer'))
           }
           if (res.status < 300 && (isInvite || req.method === 'UPDATE')) {
             other.refreshTarget(res)
@@ -514,7 +573,7 @@ export class B2bua {
     let body: Buffer | undefined
     if (isSdp(ack)) {
       const sdp = ack.body.toString('utf8')
-      body = Buffer.from(call.anchored ? await this.components.media!.answer(call.id, side, sdp) : sdp)
+      body = Buffer.from(call.anchored ? await this.relaySdp(call, side, sdp, 'answer') : sdp)
     }
     const out = other.request('ACK', { cseq: p.out.cseq.seq, ...(body != null ? { body, headers: [{ name: 'Content-Type', value: 'application/sdp' }] } : {}) })
     await this.components.stack.send(other.target(), out).catch(() => {})
@@ -559,6 +618,7 @@ export class B2bua {
       if (n <= 0) this.perLogin.delete(login)
       else this.perLogin.set(login, n)
     }
+    this.components.remoteMedia?.end(call.id)
     const media = call.anchored ? this.components.media?.delete(call.id) : undefined
     const endedAt = Date.now()
     const legs: CdrLeg[] = [

@@ -28,6 +28,8 @@ export interface RemoteNode {
 export interface NodeDirectory {
   resolveNode: (name: string, options?: { signal?: AbortSignal }) => Promise<{ name: string, peerId: string, domains: string[] }>
   resolveLogin: (login: string, options?: { signal?: AbortSignal }) => Promise<{ node: string, peerId: string }>
+  /** the node record of the node whose signed `/m1/domain/<domain>` record claims a SIP domain */
+  resolveDomain?: (domain: string, options?: { signal?: AbortSignal }) => Promise<{ name: string, peerId: string, domains: string[] }>
 }
 
 export interface RemoteTargetsComponents {
@@ -49,13 +51,23 @@ export class RemoteTargets {
 
   constructor (private readonly components: RemoteTargetsComponents) {}
 
-  /** The node a Request-URI host names: a node name, or a SIP domain listed in a node record seen before. */
+  /**
+   * The node a Request-URI host names: a node name, a SIP domain listed in a node record seen before, or a SIP
+   * domain claimed by a signed domain record (`/m1/domain/<host>`). A host that is a domain name is looked up as a
+   * node name and as a domain at once; the node name wins.
+   */
   async byHost (host: string, options: { signal?: AbortSignal } = {}): Promise<RemoteNode> {
     const h = host.toLowerCase()
     const name = tryNormalizeLogin(h) === h ? h : undefined
+    const { directory } = this.components
+    const asDomain = name != null && name.includes('.') && directory.resolveDomain != null
+      ? directory.resolveDomain(name, options)
+      : undefined
+    // settled here so that a rejection is never left unhandled while the node lookup runs
+    asDomain?.catch(() => {})
     if (name != null) {
       try {
-        return this.remote(await this.components.directory.resolveNode(name, options))
+        return this.remote(await directory.resolveNode(name, options))
       } catch (err) {
         if (err instanceof UnknownTargetError) throw err
         options.signal?.throwIfAborted()
@@ -64,9 +76,17 @@ export class RemoteTargets {
     const known = this.domains.get(h)
     if (known != null && known !== name) {
       try {
-        const record = await this.components.directory.resolveNode(known, options)
+        const record = await directory.resolveNode(known, options)
         // the record must still list that domain
         if (record.domains.some(d => d.toLowerCase() === h)) return this.remote(record)
+      } catch (err) {
+        if (err instanceof UnknownTargetError) throw err
+        options.signal?.throwIfAborted()
+      }
+    }
+    if (asDomain != null) {
+      try {
+        return this.remote(await asDomain)
       } catch (err) {
         if (err instanceof UnknownTargetError) throw err
         options.signal?.throwIfAborted()

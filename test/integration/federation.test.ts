@@ -3,7 +3,8 @@ import { startNode, type TestNode } from '../helpers/node.js'
 import { waitForRecords } from '../helpers/records.js'
 import { Phone } from '../helpers/phone.js'
 import { getHeader, parseMessage, type SipResponse } from '../../src/sip/message/index.js'
-import { SIP_PROTOCOL, type SipStream } from '../../src/routing/index.js'
+import { RTP_PROTOCOL, SIP_PROTOCOL, type SipStream } from '../../src/routing/index.js'
+import { Peer, openPair, phoneSdp, rtp, rtcpRr, mPorts } from './media/helpers.js'
 
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
 
@@ -110,6 +111,97 @@ describe('calls across nodes (/m1/sip/1.0.0)', () => {
     expect(recB).toMatchObject({ caller: 'sip:bob@node-a', callee: 'alice@node-b', status: 200 })
     expect(recB!.legs.find(l => l.side === 'a')).toMatchObject({ transport: 'P2P', node: 'node-a', remote: a.node.info().peerId })
   }, 20_000)
+
+  it('media crosses the nodes on one /m1/rtp/1.0.0 stream per call: RTP and RTCP both ways, phones never see a=m1-rtp, nothing leaks', async () => {
+    const [bobRtp, bobRtcp] = await openPair(31000, 31400)
+    const [aliceRtp, aliceRtcp] = await openPair(31400, 31800)
+    const sockets: Peer[] = [bobRtp, bobRtcp, aliceRtp, aliceRtcp]
+    try {
+      const alice = await phone(b, 'alice', 'node-b')
+      alice.behaviour = { kind: 'answer', sdp: phoneSdp(aliceRtp.port) }
+      expect((await alice.register()).status).toBe(200)
+      const bob = await phone(a, 'bob', 'node-a')
+      const call = bob.call('alice', { uri: 'sip:alice@node-b', sdp: phoneSdp(bobRtp.port) })
+      const res = await call.final
+      expect(res.status).toBe(200)
+      const inv = await alice.waitRequest('INVITE')
+      expect(inv.body.toString()).not.toMatch(/m1-rtp/)
+      expect(res.body.toString()).not.toMatch(/m1-rtp/)
+      const [toA] = mPorts(res.body.toString()) // node A's relay port for bob
+      const [toB] = mPorts(inv.body.toString()) // node B's relay port for alice
+      // one stream each way is one stream: opened by node B, accepted by node A
+      await eventually(async () => { if (a.node.mediaLinks!.size !== 1 || b.node.mediaLinks!.size !== 1) throw new Error('no stream yet') }, 5000)
+      for (let i = 0; i < 20; i++) {
+        bobRtp.send(rtp(i), toA!)
+        aliceRtp.send(rtp(1000 + i), toB!)
+      }
+      bobRtcp.send(rtcpRr(1), toA! + 1)
+      aliceRtcp.send(rtcpRr(2), toB! + 1)
+      await aliceRtp.waitFor(20, 5000)
+      await bobRtp.waitFor(20, 5000)
+      await aliceRtcp.waitFor(1, 5000)
+      await bobRtcp.waitFor(1, 5000)
+      expect(aliceRtp.received.map(p => p.data.readUInt16BE(2))).toEqual([...Array(20).keys()])
+      expect(bobRtp.received[0]!.data.equals(rtp(1000))).toBe(true)
+      // each phone hears its own node's relay (symmetric RTP)
+      expect(aliceRtp.last().from.port).toBe(toB)
+      expect(bobRtp.last().from.port).toBe(toA)
+      expect(aliceRtcp.last().data.readUInt32BE(4)).toBe(1)
+      // the packets went over the stream, not relay to relay by UDP
+      expect(a.node.mediaLinks!.totals()).toEqual({ sent: 21, received: 21 })
+      expect(b.node.mediaLinks!.totals()).toEqual({ sent: 21, received: 21 })
+
+      expect((await call.bye()).status).toBe(200)
+      await alice.waitRequest('BYE')
+      const [recA] = await waitForRecords(a.node, 1)
+      expect(recA!.media?.packets).toEqual({ a2b: 21, b2a: 21 })
+      await eventually(async () => {
+        for (const n of [a, b]) {
+          if (n.node.mediaLinks!.size !== 0 || n.node.mediaLinks!.legs !== 0 || n.node.media!.calls !== 0 || n.node.media!.ports !== 0) throw new Error('media not freed')
+        }
+      }, 5000)
+    } finally {
+      await Promise.all(sockets.map(async s => await s.close()))
+    }
+  }, 30_000)
+
+  it('refuses an /m1/rtp/1.0.0 stream naming no call of that peer', async () => {
+    const peerA = a.node.info().peerId
+    const stream = await b.node.p2p!.dialStream(peerA, RTP_PROTOCOL) as unknown as SipStream
+    const token = Buffer.from('x'.repeat(24))
+    const hello = Buffer.alloc(3 + token.length)
+    hello.writeUInt16BE(token.length, 0)
+    hello[2] = 0xff
+    token.copy(hello, 3)
+    stream.send(hello)
+    // node A aborts the stream: reading ends (or fails) soon
+    const ended = await Promise.race([
+      (async () => { try { for await (const _ of stream) { /* nothing expected */ } } catch {} return true })(),
+      sleep(5000).then(() => false)
+    ])
+    expect(ended).toBe(true)
+    expect(a.node.mediaLinks!.size).toBe(0)
+  }, 15_000)
+
+  it('a node whose SIP domain is not its name is found by alice@<domain> through its signed domain record', async () => {
+    const c = await startNode({ name: 'node-c', config: { ...CONFIG, sip: { domain: 'voice.acme.test' }, p2p: { bootstrap: a.node.p2p!.addresses() } } })
+    extra.push(c)
+    await c.node.users.add({ login: 'carol', password: 'pw-carol' })
+    const carol = await phone(c, 'carol', 'voice.acme.test')
+    expect((await carol.register()).status).toBe(200)
+    // node A never saw node-c's record: only /m1/domain/voice.acme.test leads there
+    await eventually(async () => await a.node.directory!.resolveDomain('voice.acme.test'), 15_000)
+    a.node.directory!.clearCache()
+    const bob = await phone(a, 'bob', 'node-a')
+    const call = bob.call('carol', { uri: 'sip:carol@voice.acme.test' })
+    expect((await call.final).status).toBe(200)
+    const inv = await carol.waitRequest('INVITE')
+    expect(inv.to.uri.host).toBe('voice.acme.test')
+    expect(inv.from.uri.host).toBe('node-a')
+    expect((await call.bye()).status).toBe(200)
+    // a domain nobody claims is still 404
+    expect((await bob.call('x', { uri: 'sip:x@voice.nobody.test' }).final).status).toBe(404)
+  }, 40_000)
 
   it('a bare login that is not local is found at its home node through its login record', async () => {
     const alice = await phone(b, 'alice', 'node-b')

@@ -357,3 +357,45 @@ describe('MediaRelay over UDP on 127.0.0.1', () => {
     expect(text).toMatch(/m1node_media_calls 0/)
   })
 })
+
+describe('MediaRelay: a side bound to a packet link', () => {
+  it('sends that side\'s packets to the link (RTCP marked, muxed RTCP recognised), relays what the link receives, and goes back to UDP on detach', async () => {
+    const r = await relay()
+    const [a, aRtcp] = await openPair(nextRange + 2000, nextRange + 2400)
+    peers.push(a, aRtcp)
+    const b = await peer()
+    const { pa, pb } = await call(r, a, b)
+    const sent: Array<{ data: Buffer, stream: number, rtcp: boolean }> = []
+    const link = r.attach('call-1', 'b', { send: (packet, stream, rtcp) => { sent.push({ data: Buffer.from(packet), stream, rtcp }) } })
+    expect(() => r.attach('call-1', 'b', { send: () => {} })).toThrow(/already linked/)
+    expect(() => r.attach('nope', 'b', { send: () => {} })).toThrow(/no media/)
+
+    a.send(rtp(1), pa)
+    aRtcp.send(rtcpRr(), pa + 1)
+    await vi.waitFor(() => { expect(sent).toHaveLength(2) })
+    expect(sent[0]).toMatchObject({ stream: 0, rtcp: false })
+    expect(sent[0]!.data.equals(rtp(1))).toBe(true)
+    expect(sent[1]).toMatchObject({ stream: 0, rtcp: true })
+    expect(await b.quiet(100)).toBe(0)
+
+    link.receive(rtp(7), 0, false)
+    link.receive(rtcpRr(9), 0, true)
+    link.receive(rtp(8), 5, false) // no such m-line: dropped
+    await a.waitFor(1)
+    await aRtcp.waitFor(1)
+    expect(a.last().data.equals(rtp(7))).toBe(true)
+    expect(a.last().from.port).toBe(pa)
+    expect(aRtcp.last().data.readUInt32BE(4)).toBe(9)
+    // UDP to the linked side's relay port is not that side: dropped
+    b.send(rtp(3), pb)
+    expect(await a.quiet(100)).toBe(0)
+    expect(r.stats('call-1')!.packets).toEqual({ a2b: 2, b2a: 2 })
+
+    link.detach()
+    a.send(rtp(2), pa)
+    await b.waitFor(1)
+    expect(sent).toHaveLength(2)
+    r.delete('call-1')
+    link.receive(rtp(10), 0, false) // after delete: nothing, no throw
+  })
+})

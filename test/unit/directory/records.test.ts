@@ -3,7 +3,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { ed25519Keys, type Ed25519Keys } from '../../../src/p2p/index.js'
 import {
   RecordRejectedError, RecordValidator, canonicalJson, checkOwnership, decodeRecord, parseRecordKey, recordKey, selectRecord, signRecord,
-  MAX_RECORD_BYTES, type LoginRecord, type NodeRecord
+  MAX_RECORD_BYTES, isDomainName, type DomainRecord, type LoginRecord, type NodeRecord
 } from '../../../src/directory/index.js'
 import { foldName, nameProblem, tryNormalizeName } from '../../../src/core/index.js'
 import { normalizeLogin } from '../../../src/users/index.js'
@@ -99,6 +99,29 @@ describe('records', () => {
     expect(reason(() => decodeRecord(key, tamper(bytes, r => { r.listed = 'yes' })))).toBe('bad-field')
     expect(reason(() => decodeRecord(key, tamper(bytes, r => { r.node = 'ACME' })))).toBe('bad-name')
     expect(reason(() => decodeRecord(key, tamper(bytes, r => { r.sig = 'AAAA' })))).toBe('bad-signature')
+  })
+
+  it('domain records: /m1/domain/<sip domain> names a node; addresses and dotless names are refused; first come owns it', async () => {
+    const k = await keys()
+    const other = await keys()
+    const now = Date.now()
+    const domain = (kk: Ed25519Keys, over: Partial<DomainRecord> = {}): { record: DomainRecord, bytes: Uint8Array, key: string } =>
+      signRecord<DomainRecord>({ kind: 'domain', name: 'voice.acme.test', seq: 1, issuedAt: now, expiresAt: now + 3_600_000, node: 'acme', ...over }, kk)
+    const d = domain(k)
+    expect(d.key).toBe('/m1/domain/voice.acme.test')
+    expect(decodeRecord(d.key, d.bytes)).toEqual(d.record)
+    expect(parseRecordKey('/m1/domain/voice.acme.test')).toEqual({ kind: 'domain', name: 'voice.acme.test' })
+    expect(reason(() => parseRecordKey('/m1/domain/127.0.0.1'))).toBe('bad-name')
+    expect(reason(() => parseRecordKey('/m1/domain/acme'))).toBe('bad-name')
+    expect(reason(() => parseRecordKey('/m1/domain/Voice.Acme.test'))).toBe('bad-name')
+    expect(isDomainName('voice.acme.test')).toBe(true)
+    expect(isDomainName('10.0.0.1')).toBe(false)
+    // the node field follows the name rule; no extra field; the signature covers the key
+    expect(reason(() => decodeRecord(d.key, tamper(d.bytes, r => { r.node = 'Bad Name' })))).toBe('bad-name')
+    expect(reason(() => decodeRecord(d.key, tamper(d.bytes, r => { r.addrs = [] })))).toBe('bad-field')
+    expect(reason(() => decodeRecord('/m1/domain/other.acme.test', tamper(d.bytes, r => { r.name = 'other.acme.test' })))).toBe('bad-signature')
+    const theirs = domain(other, { node: 'evil', seq: 9 })
+    expect(reason(() => { checkOwnership(d.record, d.bytes, theirs.record, theirs.bytes, now) })).toBe('owned')
   })
 
   it('enforces first-come ownership and replay rules', async () => {

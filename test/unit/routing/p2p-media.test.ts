@@ -1,0 +1,170 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { P2pMediaLinks, RTP_PROTOCOL, tokenOf, withToken, withoutToken, type SipStream } from '../../../src/routing/index.js'
+import type { AttachedLink, PacketLink, Side } from '../../../src/media/index.js'
+
+/** One end of an in-memory duplex: what `send` writes, the other end reads. */
+class FakeStream implements SipStream {
+  other!: FakeStream
+  closed = false
+  aborted?: Error
+  private readonly queue: Uint8Array[] = []
+  private wake?: () => void
+  private ended = false
+
+  send (data: Uint8Array): boolean {
+    if (this.closed) throw new Error('closed')
+    this.other.push(Uint8Array.from(data))
+    return true
+  }
+
+  push (chunk: Uint8Array): void { this.queue.push(chunk); this.wake?.() }
+  finish (): void { this.ended = true; this.wake?.() }
+  async onDrain (): Promise<void> {}
+  async close (): Promise<void> { this.closed = true; this.other.finish(); this.finish() }
+  abort (err: Error): void { this.aborted = err; this.closed = true; this.other.finish(); this.finish() }
+
+  async * [Symbol.asyncIterator] (): AsyncGenerator<Uint8Array> {
+    for (;;) {
+      const next = this.queue.shift()
+      if (next != null) { yield next; continue }
+      if (this.ended) return
+      await new Promise<void>(resolve => { this.wake = resolve })
+      this.wake = undefined
+    }
+  }
+}
+
+function pair (): [FakeStream, FakeStream] {
+  const x = new FakeStream()
+  const y = new FakeStream()
+  x.other = y
+  y.other = x
+  return [x, y]
+}
+
+/** A relay stand-in: records what each attached side receives and offers a link per call. */
+class FakeRelay {
+  readonly links = new Map<string, PacketLink>()
+  readonly got: Array<{ callId: string, side: Side, packet: string, stream: number, rtcp: boolean }> = []
+  attach (callId: string, side: Side, link: PacketLink): AttachedLink {
+    if (callId === 'gone') throw new Error('no media')
+    this.links.set(`${callId}/${side}`, link)
+    return {
+      receive: (packet, stream, rtcp) => { this.got.push({ callId, side, packet: Buffer.from(packet).toString(), stream, rtcp }) },
+      detach: () => { this.links.delete(`${callId}/${side}`) }
+    }
+  }
+}
+
+/** Two nodes' links joined by fake streams: node X dials, node Y handles. */
+function nodes (): { x: P2pMediaLinks, y: P2pMediaLinks, rx: FakeRelay, ry: FakeRelay, opened: FakeStream[], dialAs: { peer: string } } {
+  let handler: ((stream: SipStream, peer: string) => void) | undefined
+  const opened: FakeStream[] = []
+  const dialAs = { peer: 'peer-x' }
+  const rx = new FakeRelay()
+  const ry = new FakeRelay()
+  const x = new P2pMediaLinks({
+    p2p: {
+      handleStreams: async () => {},
+      dialStream: async (_peer, protocol) => {
+        expect(protocol).toBe(RTP_PROTOCOL)
+        const [mine, theirs] = pair()
+        opened.push(mine)
+        handler!(theirs, dialAs.peer)
+        return mine
+      },
+      unhandle: async () => {}
+    },
+    relay: rx
+  }, { timeoutMs: 500 })
+  const y = new P2pMediaLinks({
+    p2p: { handleStreams: async (_p, h) => { handler = h }, dialStream: async () => { throw new Error('no') }, unhandle: async () => {} },
+    relay: ry
+  }, { timeoutMs: 500, maxPacketBytes: 100 })
+  return { x, y, rx, ry, opened, dialAs }
+}
+
+const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
+async function until (fn: () => boolean, ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!fn()) {
+    if (Date.now() > deadline) throw new Error('timed out')
+    await sleep(5)
+  }
+}
+
+describe('/m1/rtp/1.0.0 links', () => {
+  const started: P2pMediaLinks[] = []
+  afterEach(async () => { for (const l of started.splice(0)) await l.stop() })
+
+  it('carries packets both ways with their m-line index and RTCP flag; end closes the stream', async () => {
+    const { x, y, rx, ry } = nodes()
+    await x.start(); await y.start()
+    started.push(x, y)
+    const token = y.expect('call-1', 'b', 'peer-x')
+    x.connect('call-1', 'a', 'peer-y', token)
+    await until(() => rx.links.has('call-1/a') && ry.links.has('call-1/b'))
+    rx.links.get('call-1/a')!.send(Buffer.from('rtp-from-x'), 0, false)
+    ry.links.get('call-1/b')!.send(Buffer.from('rtcp-from-y'), 3, true)
+    await until(() => rx.got.length === 1 && ry.got.length === 1)
+    expect(ry.got[0]).toEqual({ callId: 'call-1', side: 'b', packet: 'rtp-from-x', stream: 0, rtcp: false })
+    expect(rx.got[0]).toEqual({ callId: 'call-1', side: 'a', packet: 'rtcp-from-y', stream: 3, rtcp: true })
+    expect(x.size).toBe(1)
+    expect(y.size).toBe(1)
+    y.end('call-1')
+    x.end('call-1')
+    await until(() => x.size === 0 && y.size === 0)
+    expect(x.legs + y.legs).toBe(0)
+    expect(rx.links.size + ry.links.size).toBe(0)
+  })
+
+  it('refuses a stream from a peer other than the call leg\'s, and an unknown token', async () => {
+    const { x, y, ry, opened, dialAs } = nodes()
+    await x.start(); await y.start()
+    started.push(x, y)
+    const token = y.expect('call-2', 'b', 'peer-z')
+    x.connect('call-2', 'a', 'peer-y', token) // x is peer-x: not the peer y expects
+    await until(() => opened.length === 1 && opened[0]!.closed)
+    expect(ry.links.size).toBe(0)
+    dialAs.peer = 'peer-z'
+    x.connect('call-3', 'a', 'peer-y', 'A'.repeat(24)) // a token y never minted
+    await until(() => opened.length === 2 && opened[1]!.closed)
+    expect(ry.links.size).toBe(0)
+    expect(y.size).toBe(0)
+  })
+
+  it('aborts a stream whose frame exceeds the size cap; the sender drops packets over its cap', async () => {
+    const { x, y, rx, ry, opened } = nodes()
+    await x.start(); await y.start()
+    started.push(x, y)
+    const token = y.expect('call-4', 'b', 'peer-x')
+    x.connect('call-4', 'a', 'peer-y', token)
+    await until(() => rx.links.has('call-4/a') && ry.links.has('call-4/b'))
+    // y's cap is 100 bytes: a frame of 101 ends the stream
+    rx.links.get('call-4/a')!.send(Buffer.alloc(101), 0, false)
+    await until(() => opened[0]!.closed)
+    expect(ry.got).toHaveLength(0)
+    await until(() => y.size === 0 && x.size === 0)
+  })
+
+  it('a call whose media is gone closes the stream at once', async () => {
+    const { x, y } = nodes()
+    await x.start(); await y.start()
+    started.push(x, y)
+    const token = y.expect('gone', 'b', 'peer-x')
+    x.connect('gone', 'a', 'peer-y', token)
+    await until(() => x.size === 0 && y.size === 0)
+  })
+
+  it('adds, finds and removes the a=m1-rtp attribute at session level', () => {
+    const sdp = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n'
+    const token = 'abcdefghijklmnopqrstuvwx'
+    const out = withToken(sdp, token)
+    expect(out).toBe(sdp.replace('m=audio', `a=m1-rtp:${token}\r\nm=audio`))
+    expect(tokenOf(out)).toBe(token)
+    expect(withToken(out, token)).toBe(out)
+    expect(withoutToken(out)).toBe(sdp)
+    expect(tokenOf(sdp)).toBeUndefined()
+    expect(tokenOf('a=m1-rtp:short\r\n')).toBeUndefined()
+  })
+})
