@@ -40,6 +40,12 @@ export interface NodeInfo {
   registrations: number
   /** libp2p addresses (each ending in /p2p/<peer id>) when p2p runs */
   p2p?: string[]
+  /** whether the node counts itself reachable at its own addresses (else it is reached through relays) */
+  public?: boolean
+  /** relays this node holds a reservation on */
+  relays?: string[]
+  /** load of this node's relay server, when it is a relay */
+  relay?: { reservations: number, circuits: number, bytesPerSecond: number }
 }
 
 /**
@@ -340,7 +346,8 @@ export class M1Node {
       ...(this.web != null ? { web: this.web.url } : {}),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       registrations: this.location?.size ?? 0,
-      ...(this.p2p?.started === true ? { p2p: this.p2p.addresses() } : {})
+      ...(this.p2p?.started === true ? { p2p: this.p2p.addresses(), public: this.p2p.isPublic, relays: this.p2p.relayAddresses() } : {}),
+      ...(this.p2p?.relayLoad() != null ? { relay: this.p2p.relayLoad()! } : {})
     }
   }
 }

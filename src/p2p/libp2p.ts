@@ -123,6 +123,7 @@ export class P2p extends EventTarget {
   private relayCaps?: RelayCaps
   private finder?: RelayFinder
   private provideTimer?: NodeJS.Timeout
+  private confirmTimer?: NodeJS.Timeout
   private lastAddrs = ''
   /** whether the node counts itself reachable at its own addresses (decided at start) */
   isPublic = true
@@ -222,6 +223,7 @@ export class P2p extends EventTarget {
       }
       this.node = node
       caps?.attach(node)
+      if (isPublic) this.confirmOwnAddresses()
       node.addEventListener('self:peer:update', () => { this.addressesChanged() })
     } catch (err) {
       await datastore.close().catch(() => {})
@@ -245,6 +247,7 @@ export class P2p extends EventTarget {
   async stop (): Promise<void> {
     clearInterval(this.bootstrapTimer)
     clearTimeout(this.provideTimer)
+    clearTimeout(this.confirmTimer)
     this.finder?.stop()
     this.finder = undefined
     this.relayCaps?.detach()
@@ -370,12 +373,30 @@ export class P2p extends EventTarget {
     this.provideTimer.unref()
   }
 
+  /**
+   * A public node vouches for its own listen addresses. libp2p 3 announces a public IP address only once something
+   * (AutoNAT) has verified it; m1 nodes decide reachability by configuration (`p2p.public`) instead. Again every
+   * thirty minutes, within libp2p's verification TTL.
+   */
+  private confirmOwnAddresses (): void {
+    const node = this.node as unknown as { components?: { transportManager?: { getAddrs: () => Multiaddr[] }, addressManager?: { confirmObservedAddr: (a: Multiaddr, o?: { type?: string }) => void } } } | undefined
+    const c = node?.components
+    if (c?.transportManager == null || c.addressManager == null) return
+    for (const a of c.transportManager.getAddrs()) {
+      try { c.addressManager.confirmObservedAddr(a, { type: 'transport' }) } catch (err) { this.log.debug({ err }, 'cannot confirm own address') }
+    }
+    clearTimeout(this.confirmTimer)
+    this.confirmTimer = setTimeout(() => { this.confirmOwnAddresses() }, 30 * 60_000)
+    this.confirmTimer.unref()
+  }
+
   private addressesChanged (): void {
     const addrs = this.addresses()
     const key = addrs.join(' ')
     if (key === this.lastAddrs) return
     this.lastAddrs = key
     this.log.info({ addrs }, 'own addresses changed')
+    this.finder?.nudge()
     this.dispatchEvent(new CustomEvent('addresses:changed', { detail: { addrs } }))
   }
 

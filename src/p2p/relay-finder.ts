@@ -41,6 +41,8 @@ export class RelayFinder {
   private abort = new AbortController()
   private running = false
   private readonly failed = new Map<string, number>()
+  private shortDelay = 0
+  private lastHeld = 0
   private readonly log: Logger
 
   constructor (private readonly components: RelayFinderComponents, private readonly init: RelayFinderInit) {
@@ -56,6 +58,11 @@ export class RelayFinder {
     clearTimeout(this.timer)
     this.timer = undefined
     this.abort.abort()
+  }
+
+  /** The node's addresses changed: when a reservation was lost, look for a replacement now. */
+  nudge (): void {
+    if (this.components.p2p.relayPeers().length < (this.init.want ?? 2) && !this.running) this.schedule(0)
   }
 
   private schedule (ms: number): void {
@@ -113,8 +120,13 @@ export class RelayFinder {
     } finally {
       this.running = false
       const held = p2p.relayPeers().length
+      const slow = this.init.intervalMs ?? 15_000
+      // short of relays: look again soon, then less often while none turns up (each look may query the DHT)
+      if (held >= want || held < this.lastHeld) this.shortDelay = 0
+      this.shortDelay = held < want ? Math.min(slow, this.shortDelay === 0 ? (this.init.shortIntervalMs ?? 2000) : this.shortDelay * 2) : 0
+      this.lastHeld = held
       if (held < want) this.log.debug({ held, want }, 'short of relays')
-      this.schedule(held < want ? (this.init.shortIntervalMs ?? 2000) : (this.init.intervalMs ?? 15_000))
+      this.schedule(held < want ? this.shortDelay : slow)
     }
   }
 }
