@@ -73,7 +73,7 @@ async function traffic (a, b, n, seconds) {
   await b.libp2p.handle(PROTOCOL, (stream) => { bSide.push(stream); reader(stream) }, { runOnLimitedConnection: true, maxInboundStreams: 10_000 })
   const aSide = []
   for (let i = 0; i < n; i++) {
-    const s = await b.libp2p.peerId && await a.dialStream(b.peerId, PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+    const s = await a.dialStream(b.peerId, PROTOCOL, { signal: AbortSignal.timeout(10_000) })
     aSide.push(s)
     reader(s)
   }
@@ -94,7 +94,14 @@ async function traffic (a, b, n, seconds) {
     }
     tick++
   }
-  await sleep(1500)
+  // packets still in flight are not lost: wait until every one arrived, or nothing arrived for 3 s
+  const sentAt = performance.now()
+  let last = received
+  let quietSince = performance.now()
+  while (received < sent && performance.now() - quietSince < 3000 && performance.now() - sentAt < 30_000) {
+    await sleep(100)
+    if (received !== last) { last = received; quietSince = performance.now() }
+  }
   for (const s of streams) s.abort(new Error('done'))
   await b.libp2p.unhandle(PROTOCOL)
   return { sent, received, lost: sent - received, p50: pct(lat, 50), p99: pct(lat, 99) }

@@ -48,7 +48,8 @@ export class RelayCaps {
   private totalBytes = 0
   private totalRate = 0
   private circuitCount = 0
-  private pending = 0
+  /** times of admitted relayed connections whose STOP stream has not been seen yet */
+  private pending: number[] = []
   private timer?: NodeJS.Timeout
   private node?: RelayedNode
   private readonly refused?: MetricCounter
@@ -85,7 +86,7 @@ export class RelayCaps {
       denyOutboundRelayedConnection: (src, dst) => {
         this.sweep()
         const max = this.init.maxCircuits ?? 256
-        if (max > 0 && this.circuitCount + this.pending >= max) return this.refuse('circuits', { src: src.toString(), dst: dst.toString() })
+        if (max > 0 && this.circuitCount + this.pending.length >= max) return this.refuse('circuits', { src: src.toString(), dst: dst.toString() })
         if (this.overTotal()) return this.refuse('bandwidth', { src: src.toString(), dst: dst.toString() })
         const perPeer = this.init.maxPeerBytesPerSecond ?? 0
         if (perPeer > 0) {
@@ -93,8 +94,8 @@ export class RelayCaps {
             if ((this.perPeer.get(p.toString())?.rate ?? 0) > perPeer) return this.refuse('peer-bandwidth', { peer: p.toString() })
           }
         }
-        // counted until the next sweep sees its STOP stream
-        this.pending++
+        // counted as pending until a sweep sees its STOP stream (or it failed: forgotten after the hop timeout)
+        this.pending.push(Date.now())
         return false
       }
     }
@@ -164,8 +165,11 @@ export class RelayCaps {
         })
       }
     }
+    const opened = Math.max(0, circuits - this.circuitCount)
+    this.pending.splice(0, opened)
+    const stale = Date.now() - 30_000
+    while (this.pending.length > 0 && this.pending[0]! < stale) this.pending.shift()
     this.circuitCount = circuits
-    this.pending = 0
   }
 
   /** Once a second: rates as an exponential average (about 3 s), idle peers forgotten. */
