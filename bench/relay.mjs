@@ -79,6 +79,7 @@ async function traffic (a, b, n, seconds) {
   }
   while (bSide.length < n) await sleep(10)
   const streams = [...aSide, ...bSide]
+  const cut = new Set()
   const t0 = performance.now()
   let tick = 0
   // 20 ms ticks, each stream sends one packet per tick, spread over the tick
@@ -87,10 +88,10 @@ async function traffic (a, b, n, seconds) {
     const wait = due - performance.now()
     if (wait > 0) await sleep(wait)
     for (const s of streams) {
+      if (s.writeStatus !== 'writable') { if (cut.size === 0) console.error(`first stream cut ${((performance.now() - t0) / 1000).toFixed(2)} s into the traffic; connections a: ${a.libp2p.getConnections().map(c => c.remoteAddr.toString().slice(-20) + ' ' + c.status).join(', ')}`); cut.add(s); continue }
       const pkt = new Uint8Array(PKT)
       stamp(pkt)
-      s.send(pkt)
-      sent++
+      try { s.send(pkt); sent++ } catch { cut.add(s) }
     }
     tick++
   }
@@ -104,7 +105,7 @@ async function traffic (a, b, n, seconds) {
   }
   for (const s of streams) s.abort(new Error('done'))
   await b.libp2p.unhandle(PROTOCOL)
-  return { sent, received, lost: sent - received, p50: pct(lat, 50), p99: pct(lat, 99) }
+  return { sent, received, lost: sent - received, cut: cut.size, cutReasons: [...cut].slice(0, 3).map(s => `${s.status}/${s.writeStatus}/${s.remoteReadStatus ?? ''}`), p50: pct(lat, 50), p99: pct(lat, 99) }
 }
 
 const work = await mkdtemp(join(tmpdir(), 'm1-relay-bench-'))
@@ -151,13 +152,14 @@ try {
       relayed: path.relayed && !path.direct,
       packets: r.sent,
       lost: r.lost,
+      streamsCut: r.cut,
       lossPercent: 100 * r.lost / r.sent,
       relayCpuPercent: 100 * cpu,
       relayCpuPercentPer100Calls: 100 * cpu * 100 / n,
       latencyMs: { relayedP50: r.p50, relayedP99: r.p99, directP50: direct.p50, directP99: direct.p99, addedP50: r.p50 - direct.p50, addedP99: r.p99 - direct.p99 }
     }
     results.runs.push(run)
-    console.log(`${n} calls: ${r.sent} packets, lost ${r.lost}; relay CPU ${run.relayCpuPercent.toFixed(1)}% (${run.relayCpuPercentPer100Calls.toFixed(1)}% per 100 calls); one-way p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms (direct ${direct.p50.toFixed(2)} / ${direct.p99.toFixed(2)} ms)`)
+    console.log(`${n} calls: ${r.sent} packets, lost ${r.lost}, streams cut ${r.cut} ${r.cutReasons.join(' ')}; relay CPU ${run.relayCpuPercent.toFixed(1)}% (${run.relayCpuPercentPer100Calls.toFixed(1)}% per 100 calls); one-way p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms (direct ${direct.p50.toFixed(2)} / ${direct.p99.toFixed(2)} ms)`)
   }
 } finally {
   relay.child.kill('SIGTERM')
@@ -178,9 +180,9 @@ const md = [
   '',
   `Start of a node behind NAT to its first relay reservation: p50 ${f(results.reachableMs.p50)} ms, max ${f(results.reachableMs.max)} ms.`,
   '',
-  '| calls | packets | lost | relay CPU | CPU per 100 calls | one-way p50 / p99 relayed (ms) | direct p50 / p99 (ms) | added p50 / p99 (ms) |',
-  '| --- | --- | --- | --- | --- | --- | --- | --- |',
-  ...results.runs.map(r => `| ${r.calls} | ${r.packets} | ${r.lost} | ${f(r.relayCpuPercent)}% | ${f(r.relayCpuPercentPer100Calls)}% | ${f(r.latencyMs.relayedP50)} / ${f(r.latencyMs.relayedP99)} | ${f(r.latencyMs.directP50)} / ${f(r.latencyMs.directP99)} | ${f(r.latencyMs.addedP50)} / ${f(r.latencyMs.addedP99)} |`),
+  '| calls | packets | lost | streams cut | relay CPU | CPU per 100 calls | one-way p50 / p99 relayed (ms) | direct p50 / p99 (ms) | added p50 / p99 (ms) |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ...results.runs.map(r => `| ${r.calls} | ${r.packets} | ${r.lost} | ${r.streamsCut} | ${f(r.relayCpuPercent)}% | ${f(r.relayCpuPercentPer100Calls)}% | ${f(r.latencyMs.relayedP50)} / ${f(r.latencyMs.relayedP99)} | ${f(r.latencyMs.directP50)} / ${f(r.latencyMs.directP99)} | ${f(r.latencyMs.addedP50)} / ${f(r.latencyMs.addedP99)} |`),
   ''
 ].join('\n')
 await writeFile(join(ROOT, 'bench', 'results', 'relay.md'), md)

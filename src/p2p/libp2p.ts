@@ -178,6 +178,9 @@ export class P2p extends EventTarget {
       streamMuxers: [yamux()],
       datastore,
       logger: libp2pLogger(this.log),
+      // libp2p's connection monitor aborts any connection whose ping (every 10 s) is late once: under load that cuts
+      // relayed calls. Connections to relays are watched by RelayFinder instead (two missed pings in a row).
+      connectionMonitor: { abortConnectionOnPingFailure: false },
       connectionManager: {
         inboundConnectionThreshold: init.inboundConnectionThreshold ?? 100,
         maxIncomingPendingConnections: 100,
@@ -344,6 +347,16 @@ export class P2p extends EventTarget {
     const conns = this.node?.getConnections(peerIdFromString(peer)) ?? []
     const relayed = conns.some(c => c.remoteAddr.toString().includes('/p2p-circuit'))
     return { connected: conns.length > 0, direct: conns.some(c => !c.remoteAddr.toString().includes('/p2p-circuit')), relayed }
+  }
+
+  /** Round-trip time of a ping to a connected peer, in milliseconds; throws when it fails or `signal` fires first. */
+  async ping (peer: string, options: AbortOptions = {}): Promise<number> {
+    return await this.libp2p.services.ping.ping(peerIdFromString(peer), { ...options, runOnLimitedConnection: true } as AbortOptions)
+  }
+
+  /** Closes every connection to a peer. */
+  async hangUp (peer: string): Promise<void> {
+    await this.node?.hangUp(peerIdFromString(peer)).catch(() => {})
   }
 
   /** Adds addresses of a peer (from its signed node record) to the peer store, so a dial by peer id finds them. */

@@ -10,6 +10,8 @@ export interface RelayFinderComponents {
     reserveOn: (relayAddr: string) => Promise<void>
     dial: (target: string, options?: { signal?: AbortSignal }) => Promise<void>
     findProviders: (token: Uint8Array, options?: { signal?: AbortSignal, limit?: number }) => Promise<string[]>
+    ping: (peer: string, options?: { signal?: AbortSignal }) => Promise<number>
+    hangUp: (peer: string) => Promise<void>
   }
   logger: Logger
 }
@@ -42,6 +44,7 @@ export class RelayFinder {
   private running = false
   private readonly failed = new Map<string, number>()
   private shortDelay = 0
+  private readonly missed = new Map<string, number>()
   private lastHeld = 0
   private readonly log: Logger
 
@@ -72,6 +75,33 @@ export class RelayFinder {
     this.timer.unref()
   }
 
+  /**
+   * Pings every relay held. A relay that misses two pings in a row (10 s each) is hung up on: its reservation and
+   * addresses go, and the node reserves elsewhere. (libp2p's own connection monitor would abort any connection on
+   * one late ping, which cuts relayed calls on a busy machine; it is told not to.)
+   */
+  private async watchRelays (): Promise<void> {
+    const { p2p } = this.components
+    const held = p2p.relayPeers()
+    for (const id of this.missed.keys()) if (!held.includes(id)) this.missed.delete(id)
+    await Promise.all(held.map(async (id) => {
+      try {
+        await p2p.ping(id, { signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(10_000)]) })
+        this.missed.delete(id)
+      } catch {
+        if (this.abort.signal.aborted) return
+        const n = (this.missed.get(id) ?? 0) + 1
+        this.missed.set(id, n)
+        if (n >= 2) {
+          this.missed.delete(id)
+          this.failed.set(id, Date.now() + (this.init.retryAfterMs ?? 60_000))
+          this.log.warn({ relay: id }, 'relay stopped answering: using another')
+          await p2p.hangUp(id)
+        }
+      }
+    }))
+  }
+
   /** One round: while short of relays, reserve on candidates one after another. Never throws. */
   async check (): Promise<void> {
     if (this.running) return
@@ -81,6 +111,7 @@ export class RelayFinder {
     const now = Date.now()
     const usable = (id: string): boolean => id !== p2p.peerId && !p2p.relayPeers().includes(id) && (this.failed.get(id) ?? 0) <= now
     try {
+      await this.watchRelays()
       if (p2p.relayPeers().length >= want) return
       const tried = new Set<string>()
       const attempt = async (addr: string): Promise<void> => {
