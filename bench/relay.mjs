@@ -7,7 +7,7 @@
 // Run: npm run build && node bench/relay.mjs   (BENCH_CALLS=25,50,100  BENCH_SECONDS=10)
 import { mkdtemp, rm, writeFile, mkdir, readFile } from 'node:fs/promises'
 import { spawn, spawnSync } from 'node:child_process'
-import { tmpdir, cpus } from 'node:os'
+import { tmpdir, cpus, loadavg } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -109,7 +109,7 @@ async function traffic (a, b, n, seconds) {
 }
 
 const work = await mkdtemp(join(tmpdir(), 'm1-relay-bench-'))
-const results = { date: new Date().toISOString(), cpus: cpus().length, cpuModel: cpus()[0]?.model, seconds: SECONDS, packetBytes: PKT, pps: 50, runs: [] }
+const results = { date: new Date().toISOString(), loadAverage: loadavg()[0], cpus: cpus().length, cpuModel: cpus()[0]?.model, seconds: SECONDS, packetBytes: PKT, pps: 50, runs: [] }
 const relayDir = join(work, 'relay')
 await mkdir(relayDir)
 const relay = await startRelay(relayDir)
@@ -173,7 +173,7 @@ const f = (x) => Number.isFinite(x) ? x.toFixed(2) : 'n/a'
 const md = [
   '# Relay benchmark (bench/relay.mjs)',
   '',
-  `${results.date}, ${results.cpus} CPUs (${results.cpuModel}), shared with other work. One relay daemon (its own process) on 127.0.0.1;`,
+  `${results.date}, ${results.cpus} CPUs (${results.cpuModel}), shared with other work (load average ${results.loadAverage.toFixed(1)} at the start). One relay daemon (its own process) on 127.0.0.1;`,
   `both ends in the benchmark process, each with no address of its own, so every packet crosses the relay. Each call:`,
   `one stream, ${PKT}-byte packets at 50 pps each way, ${SECONDS} s. Added latency: relayed minus the same traffic over a`,
   'direct loopback connection (both ends share the benchmark process, whose own load is in both figures).',
