@@ -1,6 +1,8 @@
 // Helpers of the NAT lab tests: the lab script, daemons and CLI runs inside its network namespaces.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { BIN, type RunResult } from '../helpers/cli.js'
 import { Children } from '../interop/lib/tools.js'
@@ -77,12 +79,16 @@ export async function startIn (ns: string, name: string, dir: string, env: Recor
   let out = ''
   child.stdout!.on('data', (d) => { out = (out + String(d)).slice(-200_000) })
   child.stderr!.on('data', (d) => { out = (out + String(d)).slice(-200_000) })
+  // ready once daemon.json names this process (`ip netns exec` execs the daemon: same pid); the CLI is not asked
+  // before, since without a running daemon it opens the store itself and the starting daemon would find it locked
   const deadline = Date.now() + 20_000
   while (Date.now() < deadline) {
     if (child.exitCode != null) throw new Error(`${name} exited with ${child.exitCode}: ${out.slice(-3000)}`)
-    const r = await cliIn(ns, ['status', '--json', '--data', dir], 5000)
-    if (r.code === 0) return { name, ns, dir, child, output: () => out }
-    await new Promise(resolve => setTimeout(resolve, 200))
+    try {
+      const info = JSON.parse(await readFile(join(dir, 'daemon.json'), 'utf8')) as { pid: number }
+      if (info.pid === child.pid) return { name, ns, dir, child, output: () => out }
+    } catch {}
+    await new Promise(resolve => setTimeout(resolve, 100))
   }
   child.kill('SIGKILL')
   throw new Error(`${name} did not start: ${out.slice(-3000)}`)
