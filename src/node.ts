@@ -296,7 +296,7 @@ export class M1Node {
     p2p.addEventListener('addresses:changed', () => { directory.addressesChanged() })
     this.started.push(p2p, directory)
     if (config.relay.enabled && config.relay.stun) {
-      this.stun = new StunServer({ logger: forComponent(logger, 'p2p:stun'), metrics }, { host: config.sip.host, port: config.relay.stunPort })
+      this.stun = new StunServer({ logger: forComponent(logger, 'p2p:stun'), metrics }, { host: '0.0.0.0', port: config.relay.stunPort })
       this.started.push(this.stun)
     }
   }
