@@ -16,7 +16,7 @@ import { Messaging, type MessageRecord, type NodeQueueState, type MailboxEntry }
 import type { LocalEnd } from './sip/dialog/index.js'
 import type { TransportName } from './sip/message/index.js'
 import { WebServer } from './web/index.js'
-import { P2p, ed25519Keys } from './p2p/index.js'
+import { P2p, StunServer, ed25519Keys, type P2pInit } from './p2p/index.js'
 import { Directory, RecordValidator, type NamePin } from './directory/index.js'
 import { FILES, defaultNodeName, ensureDataDir, loadIdentity, loadToken, removeDaemonInfo, writeDaemonInfo, type Identity } from './datadir.js'
 import { VERSION } from './version.js'
@@ -43,6 +43,12 @@ export interface NodeInfo {
   p2p?: string[]
   /** registrations to upstream providers (`[[upstream]]`), when any */
   upstream?: UpstreamStatus[]
+  /** whether the node counts itself reachable at its own addresses (else it is reached through relays) */
+  public?: boolean
+  /** relays this node holds a reservation on */
+  relays?: string[]
+  /** load of this node's relay server, when it is a relay */
+  relay?: { reservations: number, circuits: number, bytesPerSecond: number }
 }
 
 /**
@@ -67,6 +73,7 @@ export class M1Node {
   p2p?: P2p
   directory?: Directory
   messaging?: Messaging
+  stun?: StunServer
   private identity!: Identity
   private name!: string
   private domain!: string
@@ -220,6 +227,10 @@ export class M1Node {
       ? new RemoteTargets({ directory, selfPeerId: () => this.identity.peerId, logger: forComponent(logger, 'routing:targets') })
       : undefined
     const messaging = config.messaging.enabled ? this.buildMessaging(stack, authenticator, users, location, isLocalDomain, remote) : undefined
+    if (messaging != null && p2p != null) {
+      // a new relay is a new mailbox (the node record names it): mail held there while the node was away comes in now
+      p2p.addEventListener('addresses:changed', () => { void messaging.pullMailboxes().catch((err: unknown) => { logger.warn({ err }, 'mailbox pull failed') }) })
+    }
     const upstream = config.upstream.length > 0
       ? this.upstream = new UpstreamRegistrations({ stack, localEnd, logger: forComponent(logger, 'routing:upstream'), metrics }, {
         accounts: config.upstream.map(u => ({
@@ -305,7 +316,7 @@ export class M1Node {
       isLocalDomain,
       ...(remote != null ? { remote } : {}),
       ...(this.directory != null ? { directory: this.directory } : {}),
-      ...(this.p2p != null ? { p2p: this.p2p, onPeerConnect: (listener: (peer: string) => void) => this.onPeerConnect(listener) } : {}),
+      ...(this.p2p != null ? { p2p: this.p2p, relayMailboxes: () => this.p2p!.relayPeers(), onPeerConnect: (listener: (peer: string) => void) => this.onPeerConnect(listener) } : {}),
       logger: forComponent(logger, 'messaging'),
       metrics
     }, {
@@ -346,7 +357,8 @@ export class M1Node {
       announce: [...config.p2p.announce],
       bootstrap: [...config.p2p.bootstrap],
       allowPrivateAddresses: config.p2p.allowPrivateAddresses,
-      datastorePath: join(this.dataDir, 'p2p')
+      datastorePath: join(this.dataDir, 'p2p'),
+      ...natInit(config)
     })
     const directory = this.directory = new Directory({
       p2p,
@@ -387,7 +399,13 @@ export class M1Node {
       this.pbx.addEventListener('did:added', (evt) => { directory.didAdded((evt as CustomEvent<{ did: { did: string } }>).detail.did.did) })
       this.pbx.addEventListener('did:removed', (evt) => { directory.didRemoved((evt as CustomEvent<{ did: string }>).detail.did) })
     }
+    // a relay reservation made or lost changes where the node is reached: its node record follows
+    p2p.addEventListener('addresses:changed', () => { directory.addressesChanged() })
     this.started.push(p2p, directory)
+    if (config.relay.enabled && config.relay.stun) {
+      this.stun = new StunServer({ logger: forComponent(logger, 'p2p:stun'), metrics }, { host: '0.0.0.0', port: config.relay.stunPort })
+      this.started.push(this.stun)
+    }
   }
 
   /** Names and addresses that mean "this node" in a Request-URI or To. */
@@ -435,9 +453,33 @@ export class M1Node {
       ...(this.web != null ? { web: this.web.url } : {}),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       registrations: this.location?.size ?? 0,
-      ...(this.p2p?.started === true ? { p2p: this.p2p.addresses() } : {}),
+      ...(this.p2p?.started === true ? { p2p: this.p2p.addresses(), public: this.p2p.isPublic, relays: this.p2p.relayAddresses() } : {}),
+      ...(this.p2p?.relayLoad() != null ? { relay: this.p2p.relayLoad()! } : {}),
       ...(this.upstream != null ? { upstream: this.upstream.status() } : {})
     }
+  }
+}
+
+/** The NAT traversal part of the p2p init: reachability, relays to reserve on, hole punching, relay server caps. */
+function natInit (config: M1Config): Pick<P2pInit, 'public' | 'relays' | 'relayReservations' | 'holePunching' | 'relayServer'> {
+  const p = config.p2p
+  const r = config.relay
+  return {
+    public: p.public === 'auto' ? 'auto' : p.public === 'true',
+    relays: [...p.relays],
+    relayReservations: p.relayReservations,
+    holePunching: p.holePunching,
+    ...(r.enabled
+      ? {
+          relayServer: {
+            maxReservations: r.maxReservations,
+            maxCircuits: r.maxCircuits,
+            maxPeerBytesPerSecond: r.maxPeerKbps * 125,
+            maxTotalBytesPerSecond: r.maxTotalKbps * 125,
+            reservationTtl: r.reservationTtl
+          }
+        }
+      : {})
   }
 }
 

@@ -100,9 +100,13 @@ export function buildProgram (): Command {
   common(program.command('start'))
     .description('run the node in the foreground (SIGINT/SIGTERM stop it)')
     .option('-b, --bootstrap <multiaddr>', 'peer to join the network through, /ip4/.../tcp/.../p2p/<peer id> (repeatable; adds to p2p.bootstrap)', (v: string, prev: string[] = []) => [...prev, v])
-    .action(async (opts: Common & { bootstrap?: string[] }) => {
+    .option('--relay', 'volunteer as a relay for nodes behind NAT (sets relay.enabled)')
+    .action(async (opts: Common & { bootstrap?: string[], relay?: boolean }) => {
       let { config, dataDir } = await resolve(opts)
-      if (opts.bootstrap != null && opts.bootstrap.length > 0) ({ config, dataDir } = await resolve(opts, { 'p2p.bootstrap': [...config.p2p.bootstrap, ...opts.bootstrap] }))
+      const flags: Record<string, unknown> = {}
+      if (opts.bootstrap != null && opts.bootstrap.length > 0) flags['p2p.bootstrap'] = [...config.p2p.bootstrap, ...opts.bootstrap]
+      if (opts.relay === true) flags['relay.enabled'] = true
+      if (Object.keys(flags).length > 0) ({ config, dataDir } = await resolve(opts, flags))
       const node = new M1Node(config, dataDir)
       let stopping = false
       const stop = (signal: string): void => {

@@ -81,7 +81,21 @@ export const SCHEMA = {
     listen: { type: 'string[]', default: ['/ip4/0.0.0.0/tcp/4001'], doc: 'libp2p TCP multiaddrs to listen on (port 0: any free port).', check: (v: string[]) => v.every(a => a.startsWith('/')) ? undefined : 'every entry must be a multiaddr like /ip4/0.0.0.0/tcp/4001' },
     announce: { type: 'string[]', default: [], doc: 'Multiaddrs announced instead of the listening ones (a public address behind a port forward).', check: (v: string[]) => v.every(a => a.startsWith('/')) ? undefined : 'every entry must be a multiaddr' },
     bootstrap: { type: 'string[]', default: [], doc: 'Peers dialled at start, as multiaddrs ending in /p2p/<peer id>. The first node of a network runs with none. `m1node start --bootstrap` adds more.', check: (v: string[]) => v.every(a => a.startsWith('/') && a.includes('/p2p/')) ? undefined : 'every entry must be a multiaddr ending in /p2p/<peer id>' },
-    allow_private_addresses: { type: 'boolean', default: false, doc: 'Keep loopback and private addresses in DHT peer records and dial them (LAN and test networks only).' }
+    allow_private_addresses: { type: 'boolean', default: false, doc: 'Keep loopback and private addresses in DHT peer records and dial them (LAN and test networks only).' },
+    public: { type: 'string', default: 'auto', values: ['auto', 'true', 'false'], doc: 'Whether other nodes can reach this one at its own addresses. false: behind NAT, so reserve slots on relays and announce /p2p-circuit addresses. auto: public when a listen or announce address (or, for 0.0.0.0, an interface) is a public IP, or when allow_private_addresses is on.' },
+    relays: { type: 'string[]', default: [], doc: 'Relays to reserve on first when behind NAT, as multiaddrs ending in /p2p/<peer id>. Bootstrap peers that are relays and relays found in the DHT are used too.', check: (v: string[]) => v.every(a => a.startsWith('/') && a.includes('/p2p/') && !a.includes('/p2p-circuit')) ? undefined : 'every entry must be a multiaddr ending in /p2p/<peer id>' },
+    relay_reservations: { type: 'integer', default: 2, min: 1, max: 8, doc: 'Relays a node behind NAT holds reservations on at once.' },
+    hole_punching: { type: 'boolean', default: true, doc: 'Run DCUtR: a relayed connection moves to a direct one when the NATs allow it.' }
+  },
+  relay: {
+    enabled: { type: 'boolean', default: false, doc: 'Volunteer as a relay (circuit relay v2 server) for nodes behind NAT, and answer STUN binding requests. `m1node start --relay` turns it on.' },
+    max_reservations: { type: 'integer', default: 128, min: 1, max: 100_000, doc: 'Nodes that may hold a reservation at once; more are refused (they use another relay).' },
+    max_circuits: { type: 'integer', default: 256, min: 1, max: 100_000, doc: 'Relayed connections open at once; new ones beyond are refused, open ones are never cut.' },
+    max_peer_kbps: { type: 'integer', default: 0, min: 0, max: 100_000_000, doc: 'Kilobits per second relayed for one node (both directions) above which it gets no new relayed connection (0: no cap). A G.711 call is about 90 kbit/s each way.' },
+    max_total_kbps: { type: 'integer', default: 0, min: 0, max: 100_000_000, doc: 'Kilobits per second relayed in total above which new reservations and relayed connections are refused (0: no cap).' },
+    reservation_ttl: seconds('Seconds a reservation lasts before the node behind NAT must refresh it.', 3600, 120, 86_400),
+    stun: { type: 'boolean', default: true, doc: 'Answer STUN binding requests (RFC 5389, UDP) so nodes behind NAT learn their public mapping.' },
+    stun_port: port('UDP port of the STUN responder (0: any free port).', 3478)
   },
   directory: {
     record_ttl: seconds('Seconds a published node or login record stays valid; an owner that stops republishing loses its names after this.', 86_400, 600, 7 * 86_400),

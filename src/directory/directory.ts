@@ -22,7 +22,7 @@ export interface NamePin {
 export interface LocalUser { login: string, displayName?: string, listed?: boolean }
 
 export interface DirectoryComponents {
-  p2p: Pick<P2p, 'peerId' | 'putRecord' | 'getRecords' | 'addresses' | 'provide' | 'unprovide' | 'findProviders' | 'request' | 'handle' | 'unhandle'>
+  p2p: Pick<P2p, 'peerId' | 'putRecord' | 'getRecords' | 'addresses' | 'provide' | 'unprovide' | 'findProviders' | 'request' | 'handle' | 'unhandle'> & Partial<Pick<P2p, 'relayAddresses' | 'learnAddresses'>>
   /** the node key (same as the libp2p identity) */
   keys: Ed25519Keys
   pins: Table<NamePin>
@@ -84,6 +84,7 @@ export class Directory {
   private draining?: Promise<void>
   private lastSeq = 0
   private timer?: NodeJS.Timeout
+  private republishSoon?: NodeJS.Timeout
   private retryDelay = 2000
   private abort = new AbortController()
   private running: Promise<void> = Promise.resolve()
@@ -113,6 +114,8 @@ export class Directory {
 
   async stop (): Promise<void> {
     clearTimeout(this.timer)
+    clearTimeout(this.republishSoon)
+    this.republishSoon = undefined
     this.timer = undefined
     this.abort.abort()
     await this.running.catch(() => {})
@@ -208,8 +211,9 @@ export class Directory {
       expiresAt: now + (init.recordTtl ?? 86_400) * 1000,
       domains: init.domains.slice(0, 8),
       addrs: components.p2p.addresses().filter(a => a.length <= 256).slice(0, 16),
-      relays: [],
-      mailboxes: (init.mailboxes ?? []).slice(0, 8),
+      relays: (components.p2p.relayAddresses?.() ?? []).filter(a => a.length <= 256).slice(0, 8),
+      // configured mailboxes, then the relays the node holds: they are up while it is not (docs/messaging.md)
+      mailboxes: [...new Set([...(init.mailboxes ?? []), ...relayPeersOf(components.p2p.relayAddresses?.() ?? [])])].slice(0, 8),
       version: init.version.slice(0, 64)
     }, components.keys)
     await this.checkNotTaken('node', init.nodeName, options.signal)
@@ -347,7 +351,25 @@ export class Directory {
   }
 
   async resolveNode (name: string, options: { signal?: AbortSignal } = {}): Promise<NodeRecord> {
-    return await this.resolveKind('node', checkName(name, 'node'), options) as NodeRecord
+    const record = await this.resolveKind('node', checkName(name, 'node'), options) as NodeRecord
+    // a node behind NAT is dialled at the /p2p-circuit addresses of its signed record
+    await this.components.p2p.learnAddresses?.(record.peerId, record.addrs)
+    return record
+  }
+
+  /**
+   * This node's addresses changed (a relay reservation made or lost): publish the node record again soon, so
+   * callers find the new `/p2p-circuit` addresses. Several changes within a second make one publication.
+   */
+  addressesChanged (): void {
+    if (this.abort.signal.aborted || this.republishSoon != null) return
+    this.republishSoon = setTimeout(() => {
+      this.republishSoon = undefined
+      void this.publishNode({ signal: this.abort.signal }).catch((err: unknown) => {
+        if (!this.abort.signal.aborted) this.log.warn({ err }, 'cannot republish node record')
+      })
+    }, 1000)
+    this.republishSoon.unref()
   }
 
   /**
@@ -528,4 +550,14 @@ function checkName (raw: string, field: string): string {
   const problem = nameProblem(name)
   if (problem != null) throw new InvalidInputError(field, `"${raw}" ${problem}`)
   return name
+}
+
+/** Peer ids of the relays in `/…/p2p/<relay>/p2p-circuit/…` addresses. */
+function relayPeersOf (addrs: string[]): string[] {
+  const peers: string[] = []
+  for (const a of addrs) {
+    const m = /\/p2p\/([^/]+)\/p2p-circuit(?:\/|$)/.exec(a)
+    if (m != null) peers.push(m[1]!)
+  }
+  return peers
 }

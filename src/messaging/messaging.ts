@@ -89,6 +89,8 @@ export interface MessagingComponents {
     handle: (protocol: string, handler: (frame: Record<string, unknown>, ctx: { peer: string, signal: AbortSignal }) => Promise<Record<string, unknown>>, options?: { maxInboundStreams?: number, timeoutMs?: number, maxFrameBytes?: number }) => Promise<void>
     unhandle: (protocol: string) => Promise<void>
   }
+  /** peer ids of the relays this node holds now: they are its mailboxes too (its node record names them) */
+  relayMailboxes?: () => string[]
   /** registers a listener for new connections with a peer (libp2p `peer:connect`): a node back online is tried at once */
   onPeerConnect?: (listener: (peer: string) => void) => () => void
   logger?: Logger
@@ -825,7 +827,7 @@ export class Messaging {
     const p2p = this.components.p2p
     if (p2p == null) return 0
     let total = 0
-    for (const mb of this.cfg.mailboxes) {
+    for (const mb of new Set([...this.cfg.mailboxes, ...this.components.relayMailboxes?.() ?? []])) {
       const peer = await this.peerOf(mb)
       if (peer == null || peer === p2p.peerId) continue
       try {

@@ -5,6 +5,8 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify, type Identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
+import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
 import { kadDHT, passthroughMapper, removePrivateAddressesMapper, type KadDHT } from '@libp2p/kad-dht'
 import { LevelDatastore } from 'datastore-level'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
@@ -16,6 +18,9 @@ import { toString as u8ToString } from 'uint8arrays/to-string'
 import type { Logger, Metrics, MetricCounter } from '../core/index.js'
 import { P2pError } from './errors.js'
 import { libp2pLogger } from './log.js'
+import { RelayCaps, RELAY_HOP_PROTOCOL, RELAY_PROVIDER_TOKEN, type RelayServerInit } from './relay.js'
+import { RelayFinder } from './relay-finder.js'
+import { isPublicMultiaddr } from './addresses.js'
 import { dial, handleRequests, request, type HandleOptions, type RequestHandler, type RequestOptions } from './peers.js'
 
 /** The private Kademlia protocol of the m1 network (not the public IPFS DHT). */
@@ -63,6 +68,21 @@ export interface P2pInit {
   bootstrapInterval?: number
   /** Refused DHT records from one peer within a minute after which it is disconnected for ten minutes. @default 20 */
   maxBadRecords?: number
+  /**
+   * Whether the node is reachable from the internet at its own addresses. `auto`: public when a listen or announce
+   * address is a public IP (or the network allows private addresses: a LAN or test network); otherwise the node
+   * is behind NAT. A node behind NAT reserves slots on relays, announces `/p2p-circuit` addresses and runs the DHT
+   * in client mode. @default 'auto'
+   */
+  public?: boolean | 'auto'
+  /** Relay multiaddrs (with /p2p/<peer id>) to reserve on first when behind NAT. @default [] */
+  relays?: string[]
+  /** Relays to hold reservations on when behind NAT. @default 2 */
+  relayReservations?: number
+  /** Run DCUtR so relayed connections move to a direct one when the NATs allow it. @default true */
+  holePunching?: boolean
+  /** Run a circuit relay v2 server (a volunteer supernode) with these caps; absent: no relay server. */
+  relayServer?: RelayServerInit
   /** Extra libp2p options (relay transport, dcutr, ...) merged over the defaults. */
   extra?: Partial<Libp2pOptions<any>>
 }
@@ -79,13 +99,19 @@ export interface GetResult {
   queried: number
 }
 
-type Services = { dht: KadDHT, identify: Identify, ping: Ping }
+type Services = { dht: KadDHT, identify: Identify, ping: Ping, relay?: CircuitRelayService, dcutr?: unknown }
+
+/** Events of the libp2p node. */
+export interface P2pEvents {
+  /** the node's own addresses changed (a relay reservation was made or lost, a new observed address) */
+  'addresses:changed': CustomEvent<{ addrs: string[] }>
+}
 
 /**
  * The libp2p node: TCP, noise, yamux, identify, ping and kad-dht on `/m1/kad/1.0.0` in server mode, with the record
  * policy injected under the `m1` namespace. Mechanism only: it knows nothing of names or records.
  */
-export class P2p {
+export class P2p extends EventTarget {
   private node?: Libp2p<Services>
   private datastore?: LevelDatastore
   private readonly log: Logger
@@ -94,8 +120,16 @@ export class P2p {
   private readonly banned = new Map<string, number>()
   private bootstrapTimer?: NodeJS.Timeout
   private readonly badRecords?: MetricCounter
+  private relayCaps?: RelayCaps
+  private finder?: RelayFinder
+  private provideTimer?: NodeJS.Timeout
+  private confirmTimer?: NodeJS.Timeout
+  private lastAddrs = ''
+  /** whether the node counts itself reachable at its own addresses (decided at start) */
+  isPublic = true
 
   constructor (private readonly components: P2pComponents, private readonly init: P2pInit) {
+    super()
     this.log = components.logger
     this.badRecords = components.metrics?.counter('m1node_p2p_peers_disconnected_total', 'Peers disconnected for sending refused records')
   }
@@ -127,14 +161,26 @@ export class P2p {
         throw err
       }
     }
+    const isPublic = this.isPublic = init.public === 'auto' || init.public == null
+      ? init.allowPrivateAddresses || [...init.listen, ...init.announce].some(a => isPublicMultiaddr(a))
+      : init.public
+    const want = init.relayReservations ?? 2
+    // Behind NAT the reservations are made by RelayFinder on chosen relays (`<relay>/p2p-circuit` listen addresses),
+    // not by listening on a bare '/p2p-circuit': that starts libp2p's relay discovery, whose random walk spins
+    // without yielding while the DHT has no peer to ask.
+    const listen = init.listen
+    const caps = this.relayCaps = init.relayServer != null ? new RelayCaps({ logger: this.log, ...(components.metrics != null ? { metrics: components.metrics } : {}) }, init.relayServer) : undefined
     const options: Libp2pOptions<Services> = {
       privateKey: components.privateKey,
-      addresses: { listen: init.listen, announce: init.announce },
-      transports: [tcp()],
+      addresses: { listen, announce: init.announce },
+      transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       datastore,
       logger: libp2pLogger(this.log),
+      // libp2p's connection monitor aborts any connection whose ping (every 10 s) is late once: under load that cuts
+      // relayed calls. Connections to relays are watched by RelayFinder instead (two missed pings in a row).
+      connectionMonitor: { abortConnectionOnPingFailure: false },
       connectionManager: {
         inboundConnectionThreshold: init.inboundConnectionThreshold ?? 100,
         maxIncomingPendingConnections: 100,
@@ -143,15 +189,19 @@ export class P2p {
       connectionGater: {
         denyInboundEncryptedConnection: (peer: PeerId) => this.isBanned(peer.toString()),
         denyDialPeer: (peer: PeerId) => this.isBanned(peer.toString()),
+        ...(caps != null ? caps.gater() : {}),
         // loopback and private targets are only dialled when the network is a LAN or test network
         ...(init.allowPrivateAddresses ? { denyDialMultiaddr: () => false } : {})
       },
       services: {
         identify: identify(),
         ping: ping(),
+        ...(caps != null ? { relay: circuitRelayServer(caps.serverOptions()) } : {}),
+        ...(init.holePunching !== false ? { dcutr: dcutr() } : {}),
         dht: kadDHT({
           protocol: KAD_PROTOCOL,
-          clientMode: false,
+          // a node behind NAT cannot answer queries from peers that cannot reach it
+          clientMode: !isPublic,
           validators: { m1: validate },
           selectors: { m1: (key, values) => components.records.select(key, values) },
           peerInfoMapper: init.allowPrivateAddresses ? passthroughMapper : removePrivateAddressesMapper,
@@ -175,11 +225,20 @@ export class P2p {
         }, { force: true, maxInboundStreams: 32, maxOutboundStreams: 64 })
       }
       this.node = node
+      caps?.attach(node)
+      if (isPublic) this.confirmOwnAddresses()
+      node.addEventListener('self:peer:update', () => { this.addressesChanged() })
     } catch (err) {
       await datastore.close().catch(() => {})
       throw new P2pError(`cannot start libp2p: ${(err as Error).message}`, { cause: err })
     }
-    this.log.info({ peerId: this.peerId, addrs: this.addresses() }, 'p2p started')
+    this.log.info({ peerId: this.peerId, addrs: this.addresses(), public: isPublic, relay: caps != null }, 'p2p started')
+    this.lastAddrs = this.addresses().join(' ')
+    if (!isPublic) {
+      this.finder = new RelayFinder({ p2p: this, logger: this.log }, { relays: [...(init.relays ?? []), ...init.bootstrap], want })
+      this.finder.start()
+    }
+    if (caps != null) this.advertiseRelay(2000)
     void this.bootstrap()
     const interval = (init.bootstrapInterval ?? 30) * 1000
     this.bootstrapTimer = setInterval(() => {
@@ -190,6 +249,11 @@ export class P2p {
 
   async stop (): Promise<void> {
     clearInterval(this.bootstrapTimer)
+    clearTimeout(this.provideTimer)
+    clearTimeout(this.confirmTimer)
+    this.finder?.stop()
+    this.finder = undefined
+    this.relayCaps?.detach()
     const node = this.node
     this.node = undefined
     if (node != null) await node.stop()
@@ -229,6 +293,124 @@ export class P2p {
       out.push({ peerId: c.remotePeer.toString(), addrs: [c.remoteAddr.toString()], direction: c.direction, protocols })
     }
     return out
+  }
+
+  /** Relay server load (reservations, open relayed connections, bytes per second); undefined when not a relay. */
+  relayLoad (): { reservations: number, circuits: number, bytesPerSecond: number } | undefined {
+    return this.relayCaps?.load()
+  }
+
+  /** The relays this node holds a reservation on: their multiaddrs (the part before `/p2p-circuit`), deduplicated. */
+  relayAddresses (): string[] {
+    const out = new Set<string>()
+    for (const a of this.addresses()) {
+      const i = a.indexOf('/p2p-circuit')
+      if (i > 0) out.add(a.slice(0, i))
+    }
+    return [...out]
+  }
+
+  /** Peer ids of the relays this node holds a reservation on. */
+  relayPeers (): string[] {
+    return [...new Set(this.relayAddresses().map(a => a.slice(a.lastIndexOf('/p2p/') + 5)))]
+  }
+
+  /** Connected peers that speak the circuit relay HOP protocol (as identify told), each with the address we reach it at. */
+  async connectedRelays (): Promise<string[]> {
+    const node = this.node
+    if (node == null) return []
+    const out: string[] = []
+    for (const c of node.getConnections()) {
+      if (c.remoteAddr.toString().includes('/p2p-circuit')) continue
+      try {
+        if (!(await node.peerStore.get(c.remotePeer)).protocols.includes(RELAY_HOP_PROTOCOL)) continue
+      } catch {
+        continue
+      }
+      const a = c.remoteAddr.toString()
+      out.push(a.includes('/p2p/') ? a : `${a}/p2p/${c.remotePeer.toString()}`)
+    }
+    return [...new Set(out)]
+  }
+
+  /**
+   * Reserves a slot on a relay (a multiaddr ending in /p2p/<relay id>) and listens on its `/p2p-circuit` address;
+   * throws when the relay is unreachable or refuses. libp2p refreshes the reservation while the connection lasts.
+   */
+  async reserveOn (relayAddr: string): Promise<void> {
+    const tm = (this.libp2p as unknown as { components: { transportManager: { listen: (addrs: Multiaddr[]) => Promise<void> } } }).components.transportManager
+    await tm.listen([multiaddr(`${relayAddr}/p2p-circuit`)])
+  }
+
+  /** Connections to a peer: whether any is open, and whether one is direct (not through a relay). */
+  connectionTo (peer: string): { connected: boolean, direct: boolean, relayed: boolean } {
+    const conns = this.node?.getConnections(peerIdFromString(peer)) ?? []
+    const relayed = conns.some(c => c.remoteAddr.toString().includes('/p2p-circuit'))
+    return { connected: conns.length > 0, direct: conns.some(c => !c.remoteAddr.toString().includes('/p2p-circuit')), relayed }
+  }
+
+  /** Round-trip time of a ping to a connected peer, in milliseconds; throws when it fails or `signal` fires first. */
+  async ping (peer: string, options: AbortOptions = {}): Promise<number> {
+    return await this.libp2p.services.ping.ping(peerIdFromString(peer), { ...options, runOnLimitedConnection: true } as AbortOptions)
+  }
+
+  /** Closes every connection to a peer. */
+  async hangUp (peer: string): Promise<void> {
+    await this.node?.hangUp(peerIdFromString(peer)).catch(() => {})
+  }
+
+  /** Adds addresses of a peer (from its signed node record) to the peer store, so a dial by peer id finds them. */
+  async learnAddresses (peer: string, addrs: string[]): Promise<void> {
+    const node = this.node
+    if (node == null || peer === this.peerId) return
+    const list: Multiaddr[] = []
+    for (const a of addrs.slice(0, 16)) {
+      try { list.push(multiaddr(a)) } catch {}
+    }
+    if (list.length === 0) return
+    try {
+      await node.peerStore.merge(peerIdFromString(peer), { multiaddrs: list })
+    } catch (err) {
+      this.log.debug({ err, peer }, 'cannot store peer addresses')
+    }
+  }
+
+  /** Announces this relay in the DHT (provider record of `/m1/relay`); again every ten minutes, sooner after a failure. */
+  private advertiseRelay (delayMs: number): void {
+    this.provideTimer = setTimeout(() => {
+      if (this.node == null) return
+      void this.provide(RELAY_PROVIDER_TOKEN, { signal: AbortSignal.timeout(30_000) }).then(
+        () => { this.advertiseRelay(this.routingTableSize > 0 ? 600_000 : 5000) },
+        (err: unknown) => { this.log.debug({ err }, 'relay advertisement failed'); this.advertiseRelay(this.routingTableSize > 0 ? 30_000 : 5000) })
+    }, delayMs)
+    this.provideTimer.unref()
+  }
+
+  /**
+   * A public node vouches for its own listen addresses. libp2p 3 announces a public IP address only once something
+   * (AutoNAT) has verified it; m1 nodes decide reachability by configuration (`p2p.public`) instead. Again every
+   * thirty minutes, within libp2p's verification TTL.
+   */
+  private confirmOwnAddresses (): void {
+    const node = this.node as unknown as { components?: { transportManager?: { getAddrs: () => Multiaddr[] }, addressManager?: { confirmObservedAddr: (a: Multiaddr, o?: { type?: string }) => void } } } | undefined
+    const c = node?.components
+    if (c?.transportManager == null || c.addressManager == null) return
+    for (const a of c.transportManager.getAddrs()) {
+      try { c.addressManager.confirmObservedAddr(a, { type: 'transport' }) } catch (err) { this.log.debug({ err }, 'cannot confirm own address') }
+    }
+    clearTimeout(this.confirmTimer)
+    this.confirmTimer = setTimeout(() => { this.confirmOwnAddresses() }, 30 * 60_000)
+    this.confirmTimer.unref()
+  }
+
+  private addressesChanged (): void {
+    const addrs = this.addresses()
+    const key = addrs.join(' ')
+    if (key === this.lastAddrs) return
+    this.lastAddrs = key
+    this.log.info({ addrs }, 'own addresses changed')
+    this.finder?.nudge()
+    this.dispatchEvent(new CustomEvent('addresses:changed', { detail: { addrs } }))
   }
 
   /** Dials a peer by multiaddr or peer id (used by tests and by `--bootstrap`). */
