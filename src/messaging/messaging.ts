@@ -142,6 +142,9 @@ export interface MessagingInit {
   maxInFlightPerReceiver?: number
 }
 
+/** records kept in memory between their hand-over to another node and its status report (~100 bytes each) */
+const HANDED_OVER_MAX = 100_000
+
 /** RFC 5438 §4.2 / RFC 3428: statuses after which retrying the same device cannot help. */
 const PERMANENT = (s: number): boolean => s >= 400 && s < 500 && ![408, 429, 480, 486, 491].includes(s) || s === 604 || s === 603
 
@@ -180,6 +183,11 @@ export class Messaging {
   private readonly nodePeers = new Map<string, string>()
   /** every message id on record -> the peer it came from ('' for ours): the dedup window, kept in memory */
   private readonly known = new Map<string, string>()
+  /**
+   * records handed to another node (`stored`, bodies emptied), newest last, until that node reports their status:
+   * a status report then needs no store read. Bounded; what falls out is read from the store.
+   */
+  private readonly handedOver = new Map<string, MessageRecord>()
   /** delivery status gathered per origin peer before it is sent */
   private readonly statusQueue = new Map<string, Array<{ id: string, state: string }>>()
   private running = false
@@ -540,6 +548,10 @@ export class Messaging {
     this.dequeue(rec, key, map)
     const done: MessageRecord = { ...rec, state: stored ? 'stored' : state, body: '', updatedAt: this.now(), ...(note != null ? { note } : {}) }
     delete done.queue
+    if (stored && !wasLocal && note == null) {
+      this.handedOver.set(rec.id, done)
+      if (this.handedOver.size > HANDED_OVER_MAX) this.handedOver.delete(this.handedOver.keys().next().value!)
+    }
     await this.journal.write([{ type: 'put', key: rec.id, value: done }])
     if (state === 'delivered') this.counters.delivered?.inc({ to: wasLocal ? 'device' : stored ? 'mailbox' : 'node' })
     else this.counters.failed?.inc({ to: wasLocal ? 'device' : 'node' })
@@ -730,11 +742,12 @@ export class Messaging {
       const id = (u as { id?: unknown })?.id
       const state = (u as { state?: unknown })?.state
       if (typeof id !== 'string' || (state !== 'delivered' && state !== 'failed')) continue
-      const rec = this.pending.get(id) ?? await this.components.messages.get(id)
+      const rec = this.pending.get(id) ?? this.handedOver.get(id) ?? await this.components.messages.get(id)
       if (rec?.toNode == null || rec.state === 'delivered' || rec.state === 'failed') continue
       if (!nodes.has(rec.toNode)) nodes.set(rec.toNode, await this.components.remote?.byHost(rec.toNode, { signal }).then(n => n.peerId, () => undefined))
       if (nodes.get(rec.toNode) !== peer) continue
       done.push({ ...rec, state, updatedAt: this.now() })
+      this.handedOver.delete(id)
     }
     await this.journal.write(done.map(r => ({ type: 'put', key: r.id, value: r })))
     for (const r of done) await this.notifySender(r, r.state as 'delivered' | 'failed')
