@@ -313,7 +313,9 @@ export class Messaging {
     const at = this.now()
     const base = { type: type.slice(0, 256), body: Buffer.from(req.body).toString('base64'), at, attempts: 0, nextAttemptAt: 0, updatedAt: at, ...(notify ? { notify } : {}) }
 
-    if (targetLogin === undefined || (targetLogin !== null && login != null && await this.components.users.get(targetLogin) == null)) {
+    // one read of the receiver's account serves both questions: is it ours, and may this sender reach it
+    const user = targetLogin != null ? await this.components.users.get(targetLogin) : undefined
+    if (targetLogin === undefined || (targetLogin !== null && login != null && user == null)) {
       // not ours (or a bare login another node publishes): only an authenticated local sender reaches other nodes
       if (login == null) throw new MessageDeniedError('relaying denied')
       const remote = this.components.remote
@@ -333,7 +335,6 @@ export class Messaging {
       return await this.store(req, rec)
     }
     if (targetLogin === null) throw new UnknownRecipientError('not a login')
-    const user = await this.components.users.get(targetLogin)
     if (user == null) throw new UnknownRecipientError(`no user ${targetLogin}`)
     if ((this.localQueues.get(user.login)?.length ?? 0) >= this.cfg.inboxMax) throw new InboxFullError(`inbox of ${user.login} is full`)
     const from = login != null ? `${login}@${this.cfg.domain}` : addressOf(req.from.uri)
