@@ -7,6 +7,7 @@
 // Each case runs twice: saturated (every sender keeps `window` MESSAGEs outstanding: throughput) and paced at `rate`
 // messages/s in total (latency below saturation).
 // Build first: npm run build; then: node bench/messaging.mjs [--messages 10000] [--pairs 20] [--window 8] [--rate 1000]
+//   [--receivers N]: the 20 senders write to N receivers (fan-in), results in messaging-fanin<k>.{json,md}
 import { spawn, execSync } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { createServer } from 'node:net'
@@ -29,6 +30,8 @@ const MESSAGES = Number(arg('messages', 10000))
 const PAIRS = Number(arg('pairs', 20))
 const WINDOW = Number(arg('window', 8))
 const RATE = Number(arg('rate', 1000))
+// fan-in: sender i writes to receiver i % RECEIVERS (default: one receiver per sender)
+const RECEIVERS = Math.max(1, Math.min(PAIRS, Number(arg('receivers', PAIRS))))
 const rnd = (n = 6) => randomBytes(n).toString('hex')
 const sleep = (ms) => new Promise(resolve => setTimeout(resolve, ms))
 
@@ -193,13 +196,17 @@ async function scenario (label, senderNode, receiverNode, receiverDomain, rate =
   const receivers = []
   for (let i = 0; i < PAIRS; i++) {
     const s = new Device(`s${i}`, senderNode, senderNode.name)
+    await s.open()
+    senders.push(s)
+  }
+  for (let i = 0; i < RECEIVERS; i++) {
     const r = new Device(`r${i}`, receiverNode, receiverNode.name)
-    await s.open(); await r.open()
+    await r.open()
     await r.register()
-    senders.push(s); receivers.push(r)
+    receivers.push(r)
   }
   // warm-up: one message per pair (directory lookups, connections, JIT)
-  await Promise.all(senders.map(async (s, i) => await s.message(`sip:r${i}@${receiverDomain}`, 'warm-up')))
+  await Promise.all(senders.map(async (s, i) => await s.message(`sip:r${i % RECEIVERS}@${receiverDomain}`, 'warm-up')))
   await sleep(1000)
   for (const r of receivers) r.delivered.clear()
 
@@ -210,7 +217,7 @@ async function scenario (label, senderNode, receiverNode, receiverDomain, rate =
   let refused = 0
   const one = async (s, i, n) => {
     const at = performance.now()
-    const res = await s.message(`sip:r${i}@${receiverDomain}`, `bench message ${n} from s${i}`).catch(() => undefined)
+    const res = await s.message(`sip:r${i % RECEIVERS}@${receiverDomain}`, `bench message ${n} from s${i}`).catch(() => undefined)
     const id = res != null && res.status === 202 ? getHeader(res, 'M1-Message-ID') : undefined
     if (id == null) { refused++; return }
     sent.set(id, { at, accepted: performance.now() })
@@ -294,13 +301,14 @@ try {
   for (const c of children) { try { c.child.kill('SIGKILL') } catch {} rmSync(c.dir, { recursive: true, force: true }) }
 }
 
-const meta = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, messages: MESSAGES, pairs: PAIRS, window: WINDOW, note: 'loopback; nodes and load generator share the machine', loadAverageBefore: Math.round(loadBefore * 100) / 100, loadAverageAfter: Math.round(loadavg()[0] * 100) / 100 }
+const meta = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, messages: MESSAGES, pairs: PAIRS, receivers: RECEIVERS, window: WINDOW, note: 'loopback; nodes and load generator share the machine', loadAverageBefore: Math.round(loadBefore * 100) / 100, loadAverageAfter: Math.round(loadavg()[0] * 100) / 100 }
 mkdirSync(join(here, 'results'), { recursive: true })
-writeFileSync(join(here, 'results', 'messaging.json'), JSON.stringify({ meta, results }, null, 2) + '\n')
+const suffix = RECEIVERS === PAIRS ? '' : `-fanin${PAIRS / RECEIVERS}`
+writeFileSync(join(here, 'results', `messaging${suffix}.json`), JSON.stringify({ meta, results }, null, 2) + '\n')
 const md = [
   '# bench/messaging.mjs',
   '',
-  `${meta.date}, Node ${meta.node}, ${meta.cpus} CPUs (${meta.cpuModel ?? '?'}), ${MESSAGES} messages, ${PAIRS} sender→receiver pairs, ${WINDOW} outstanding MESSAGEs per sender. ${meta.note}; 1-minute load average ${meta.loadAverageBefore} before, ${meta.loadAverageAfter} after.`,
+  `${meta.date}, Node ${meta.node}, ${meta.cpus} CPUs (${meta.cpuModel ?? '?'}), ${MESSAGES} messages, ${PAIRS} senders → ${RECEIVERS} receivers, ${WINDOW} outstanding MESSAGEs per sender. ${meta.note}; 1-minute load average ${meta.loadAverageBefore} before, ${meta.loadAverageAfter} after.`,
   'Every 202 follows a fsynced LevelDB batch (group commit). Latency is from the MESSAGE leaving the sender to its 202 (accept) and to its arrival at the receiving device (delivery).',
   '',
   '| case | load | messages | delivered/s | accepted/s | accept p50 / p99 ms | delivery p50 / p99 ms | lost | node CPU s (sender / receiver) |',
@@ -308,5 +316,5 @@ const md = [
   ...results.map(r => `| ${r.case} | ${r.load} | ${r.messages} | ${r.deliveredPerSecond} | ${r.acceptedPerSecond} | ${r.acceptP50Ms} / ${r.acceptP99Ms} | ${r.deliveryP50Ms} / ${r.deliveryP99Ms} | ${r.lost} | ${r.cpuSecondsSenderNode}${r.cpuSecondsReceiverNode != null ? ` / ${r.cpuSecondsReceiverNode}` : ''} |`),
   ''
 ].join('\n')
-writeFileSync(join(here, 'results', 'messaging.md'), md)
+writeFileSync(join(here, 'results', `messaging${suffix}.md`), md)
 process.stdout.write(md)

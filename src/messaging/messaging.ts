@@ -137,7 +137,15 @@ export interface MessagingInit {
   sync?: boolean
   /** Server / User-Agent value @default 'm1node' */
   userAgent?: string
+  /**
+   * senders whose messages go to one receiver's devices at once (each sender one message at a time, so order per
+   * sender → receiver holds) @default 8
+   */
+  maxInFlightPerReceiver?: number
 }
+
+/** records kept in memory between their hand-over to another node and its status report (~100 bytes each) */
+const HANDED_OVER_MAX = 100_000
 
 /** RFC 5438 §4.2 / RFC 3428: statuses after which retrying the same device cannot help. */
 const PERMANENT = (s: number): boolean => s >= 400 && s < 500 && ![408, 429, 480, 486, 491].includes(s) || s === 604 || s === 603
@@ -165,6 +173,10 @@ export class Messaging {
   private readonly remoteQueues = new Map<string, string[]>()
   private readonly nodeStates = new Map<string, NodeQueueState>()
   private readonly draining = new Set<string>()
+  /** receivers kicked while their dispatcher was busy */
+  private readonly rekick = new Set<string>()
+  /** receiver login -> senders that have a message with the receiver's devices now */
+  private readonly inFlight = new Map<string, Set<string>>()
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>()
   private readonly mailboxCounts = { byDepositor: new Map<string, number>(), byNode: new Map<string, number>() }
   private interval?: ReturnType<typeof setInterval>
@@ -173,6 +185,11 @@ export class Messaging {
   private readonly nodePeers = new Map<string, string>()
   /** every message id on record -> the peer it came from ('' for ours): the dedup window, kept in memory */
   private readonly known = new Map<string, string>()
+  /**
+   * records handed to another node (`stored`, bodies emptied), newest last, until that node reports their status:
+   * a status report then needs no store read. Bounded; what falls out is read from the store.
+   */
+  private readonly handedOver = new Map<string, MessageRecord>()
   /** delivery status gathered per origin peer before it is sent */
   private readonly statusQueue = new Map<string, Array<{ id: string, state: string }>>()
   private running = false
@@ -180,11 +197,13 @@ export class Messaging {
   private readonly cfg: Required<Omit<MessagingInit, 'nodeName'>> & { nodeName: string }
   private readonly onContact = (evt: Event): void => {
     const aor = (evt as CustomEvent<{ aor: string }>).detail.aor
-    const head = this.localQueues.get(aor)?.[0]
-    if (head == null) return
-    // a device came: try now, whatever the backoff said
-    const rec = this.pending.get(head)
-    if (rec != null) rec.nextAttemptAt = 0
+    const q = this.localQueues.get(aor)
+    if (q == null || q.length === 0) return
+    // a device came: try now, whatever the backoff said (only the oldest message of each sender can be waiting)
+    for (const id of q) {
+      const rec = this.pending.get(id)
+      if (rec != null && rec.nextAttemptAt > 0) rec.nextAttemptAt = 0
+    }
     this.kickLocal(aor)
   }
 
@@ -211,7 +230,8 @@ export class Messaging {
       mailboxMaxPerDepositor: init.mailboxMaxPerDepositor ?? 1000,
       mailboxMaxPerNode: init.mailboxMaxPerNode ?? 10_000,
       sync: init.sync ?? true,
-      userAgent: init.userAgent ?? 'm1node'
+      userAgent: init.userAgent ?? 'm1node',
+      maxInFlightPerReceiver: Math.max(1, init.maxInFlightPerReceiver ?? 8)
     }
     this.journal = new Journal(components.messages, this.cfg.sync)
     this.limiter = new RateLimiter({ burst: this.cfg.rateBurst, perSecond: this.cfg.ratePerSecond, now: this.now })
@@ -295,7 +315,9 @@ export class Messaging {
     const at = this.now()
     const base = { type: type.slice(0, 256), body: Buffer.from(req.body).toString('base64'), at, attempts: 0, nextAttemptAt: 0, updatedAt: at, ...(notify ? { notify } : {}) }
 
-    if (targetLogin === undefined || (targetLogin !== null && login != null && await this.components.users.get(targetLogin) == null)) {
+    // one read of the receiver's account serves both questions: is it ours, and may this sender reach it
+    const user = targetLogin != null ? await this.components.users.get(targetLogin) : undefined
+    if (targetLogin === undefined || (targetLogin !== null && login != null && user == null)) {
       // not ours (or a bare login another node publishes): only an authenticated local sender reaches other nodes
       if (login == null) throw new MessageDeniedError('relaying denied')
       const remote = this.components.remote
@@ -315,7 +337,6 @@ export class Messaging {
       return await this.store(req, rec)
     }
     if (targetLogin === null) throw new UnknownRecipientError('not a login')
-    const user = await this.components.users.get(targetLogin)
     if (user == null) throw new UnknownRecipientError(`no user ${targetLogin}`)
     if ((this.localQueues.get(user.login)?.length ?? 0) >= this.cfg.inboxMax) throw new InboxFullError(`inbox of ${user.login} is full`)
     const from = login != null ? `${login}@${this.cfg.domain}` : addressOf(req.from.uri)
@@ -384,37 +405,67 @@ export class Messaging {
   }
 
   private kickLocal (login: string): void {
-    if (!this.running || this.draining.has(`l:${login}`)) return
+    if (!this.running) return
+    // a kick while the dispatcher is in one of its writes runs it again after, so no message waits for a timer
+    if (this.draining.has(`l:${login}`)) { this.rekick.add(login); return }
     this.draining.add(`l:${login}`)
-    this.drainLocal(login)
+    this.dispatchLocal(login)
       .catch(err => { this.components.logger?.error({ err, aor: login }, 'local delivery failed') })
-      .finally(() => { this.draining.delete(`l:${login}`) })
+      .finally(() => {
+        this.draining.delete(`l:${login}`)
+        if (this.rekick.delete(login)) this.kickLocal(login)
+      })
   }
 
-  /** Delivers a receiver's messages one at a time, in order, to every device it has registered. */
-  private async drainLocal (login: string): Promise<void> {
-    for (;;) {
-      if (!this.running) return
-      const id = this.localQueues.get(login)?.[0]
-      if (id == null) return
-      const rec = this.pending.get(id)!
-      const now = this.now()
-      if (now - rec.at > this.cfg.messageTtl * 1000) {
-        await this.finish(rec, 'failed', 'expired')
-        continue
-      }
-      if (rec.nextAttemptAt > now) return this.schedule(`l:${login}`, rec.nextAttemptAt, () => { this.kickLocal(login) })
-      const bindings = this.components.location.lookup(login)
-      if (bindings.length === 0) {
-        // held until a device registers (contact:added)
-        const held = (this.localQueues.get(login) ?? []).map(i => this.pending.get(i)!).filter(r => r.state === 'accepted')
-        for (const r of held) { r.state = 'stored'; r.updatedAt = now }
-        if (held.length > 0) await this.journal.write(held.map(r => ({ type: 'put', key: r.id, value: r })))
-        return
-      }
+  /**
+   * Starts deliveries of a receiver's queue: order is promised per sender → receiver, so each sender has at most one
+   * message with the devices (the oldest of its own still queued), and up to `maxInFlightPerReceiver` senders are
+   * served at once. A sender whose oldest message waits for its retry time holds back its later ones.
+   */
+  private async dispatchLocal (login: string): Promise<void> {
+    if (!this.running) return
+    const now = this.now()
+    let busy = this.inFlight.get(login)
+    // ids sort by acceptance time: expired messages are at the head
+    for (let q = this.localQueues.get(login); q != null && q.length > 0; q = this.localQueues.get(login)) {
+      const head = this.pending.get(q[0]!)!
+      if (now - head.at <= this.cfg.messageTtl * 1000 || busy?.has(head.from) === true) break
+      await this.finish(head, 'failed', 'expired')
+    }
+    const q = this.localQueues.get(login)
+    if (q == null || q.length === 0) return
+    const bindings = this.components.location.lookup(login)
+    if (bindings.length === 0) {
+      if ((busy?.size ?? 0) > 0) return
+      // held until a device registers (contact:added)
+      const held = q.map(i => this.pending.get(i)!).filter(r => r.state === 'accepted')
+      for (const r of held) { r.state = 'stored'; r.updatedAt = now }
+      if (held.length > 0) await this.journal.write(held.map(r => ({ type: 'put', key: r.id, value: r })))
+      return
+    }
+    if (busy == null) this.inFlight.set(login, busy = new Set())
+    const blocked = new Set(busy)
+    let wake = Infinity
+    // the scan is bounded: a queue of thousands from one sender needs no more than its head looked at
+    const limit = Math.min(q.length, 64 + this.cfg.maxInFlightPerReceiver * 8)
+    for (let i = 0; i < limit && busy.size < this.cfg.maxInFlightPerReceiver; i++) {
+      const rec = this.pending.get(q[i]!)!
+      if (blocked.has(rec.from)) continue
+      blocked.add(rec.from)
+      if (rec.nextAttemptAt > now) { wake = Math.min(wake, rec.nextAttemptAt); continue }
+      busy.add(rec.from)
+      void this.deliverLocal(login, rec, bindings, busy)
+    }
+    if (busy.size === 0) this.inFlight.delete(login)
+    if (wake !== Infinity) this.schedule(`l:${login}`, wake, () => { this.kickLocal(login) })
+  }
+
+  /** One message to the receiver's devices; the sender's next message may go once this one is settled. */
+  private async deliverLocal (login: string, rec: MessageRecord, bindings: Binding[], busy: Set<string>): Promise<void> {
+    try {
       const outcome = await this.toDevices(rec, bindings)
       // the state write is queued in order and not awaited: the next message goes out meanwhile (a crash before it
-      // lands means this one is delivered again, with the same id)
+      // lands means this one is delivered again, with the same id); finish() takes it off the queue at once
       if (outcome.kind === 'delivered') this.finish(rec, 'delivered').catch(err => this.components.logger?.error({ err, id: rec.id }, 'cannot record delivery'))
       else if (outcome.kind === 'failed') this.finish(rec, 'failed', outcome.note).catch(err => this.components.logger?.error({ err, id: rec.id }, 'cannot record failure'))
       else {
@@ -424,6 +475,12 @@ export class Messaging {
         await this.journal.write([{ type: 'put', key: rec.id, value: rec }])
         this.components.logger?.debug({ id: rec.id, aor: login, attempts: rec.attempts }, 'delivery failed, will retry')
       }
+    } catch (err) {
+      this.components.logger?.error({ err, id: rec.id, aor: login }, 'local delivery failed')
+    } finally {
+      busy.delete(rec.from)
+      if (busy.size === 0 && this.inFlight.get(login) === busy) this.inFlight.delete(login)
+      this.kickLocal(login)
     }
   }
 
@@ -494,6 +551,10 @@ export class Messaging {
     this.dequeue(rec, key, map)
     const done: MessageRecord = { ...rec, state: stored ? 'stored' : state, body: '', updatedAt: this.now(), ...(note != null ? { note } : {}) }
     delete done.queue
+    if (stored && !wasLocal && note == null) {
+      this.handedOver.set(rec.id, done)
+      if (this.handedOver.size > HANDED_OVER_MAX) this.handedOver.delete(this.handedOver.keys().next().value!)
+    }
     await this.journal.write([{ type: 'put', key: rec.id, value: done }])
     if (state === 'delivered') this.counters.delivered?.inc({ to: wasLocal ? 'device' : stored ? 'mailbox' : 'node' })
     else this.counters.failed?.inc({ to: wasLocal ? 'device' : 'node' })
@@ -684,11 +745,12 @@ export class Messaging {
       const id = (u as { id?: unknown })?.id
       const state = (u as { state?: unknown })?.state
       if (typeof id !== 'string' || (state !== 'delivered' && state !== 'failed')) continue
-      const rec = this.pending.get(id) ?? await this.components.messages.get(id)
+      const rec = this.pending.get(id) ?? this.handedOver.get(id) ?? await this.components.messages.get(id)
       if (rec?.toNode == null || rec.state === 'delivered' || rec.state === 'failed') continue
       if (!nodes.has(rec.toNode)) nodes.set(rec.toNode, await this.components.remote?.byHost(rec.toNode, { signal }).then(n => n.peerId, () => undefined))
       if (nodes.get(rec.toNode) !== peer) continue
       done.push({ ...rec, state, updatedAt: this.now() })
+      this.handedOver.delete(id)
     }
     await this.journal.write(done.map(r => ({ type: 'put', key: r.id, value: r })))
     for (const r of done) await this.notifySender(r, r.state as 'delivered' | 'failed')

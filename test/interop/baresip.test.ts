@@ -5,6 +5,7 @@ import { startNode, type TestNode } from '../helpers/node.js'
 import { Children, freePort, has, tempDir, waitFor, watch, type Watched } from './lib/tools.js'
 import { BARESIP_MODULES, writeBaresipConfig } from './lib/baresip.js'
 import { existsSync } from 'node:fs'
+import { runSipp } from './lib/sipp.js'
 
 const haveBaresip = has('baresip') && existsSync(`${BARESIP_MODULES}/account.so`)
 
@@ -79,4 +80,24 @@ describe.skipIf(!haveBaresip)('baresip against the registrar', () => {
     expect(await b.waitOutput(/Register: Function not implemented/, 5000), b.output()).toBe(true)
     expect(m1.location.lookup('alice')).toHaveLength(0)
   }, 15_000)
+
+  it('receives a text message a SIPp device sent, and answers it 200', async () => {
+    const { udp, node: m1 } = await node()
+    await m1.users.add({ login: 'bob', password: 'pw-bob' })
+    const b = await baresip(`<sip:alice@test-node;transport=udp>;auth_pass=pw-alice;outbound="sip:127.0.0.1:${udp}"`)
+    expect(await b.waitOutput(/alice@test-node: \{0\/UDP\/v4\} 200 OK/, 5000), b.output()).toBe(true)
+    const r = await runSipp(children, {
+      scenario: 'message-uac.xml', transport: 'u1', remotePort: udp, dir: tmp.dir,
+      args: ['-s', 'bob', '-au', 'bob', '-ap', 'pw-bob', '-set', 'to', 'alice', '-set', 'domain', 'test-node']
+    })
+    expect(r.code, r.stderr + r.errors).toBe(0)
+    expect(await b.waitOutput(/hello 1 from bob/, 5000), b.output()).toBe(true)
+    // the delivered state is written just after baresip's 200
+    let list: Array<{ from: string, state: string }> = []
+    for (let end = Date.now() + 5000; Date.now() < end; await new Promise(resolve => setTimeout(resolve, 50))) {
+      list = await m1.messaging!.list({ login: 'alice' })
+      if (list[0]?.state === 'delivered') break
+    }
+    expect(list.map(m => [m.from, m.state]), b.output()).toEqual([['bob@test-node', 'delivered']])
+  }, 20_000)
 })

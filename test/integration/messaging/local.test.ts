@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { startNode, type TestNode } from '../../helpers/node.js'
 import { Phone } from '../../helpers/phone.js'
-import { getHeader } from '../../../src/sip/message/index.js'
+import { createSocket } from 'node:dgram'
+import { createResponse, getHeader, parseMessage, serialize, type SipRequest } from '../../../src/sip/message/index.js'
 import { bodiesOf, messagesOf, sendMessage, until } from './helpers.js'
 import { runCli } from '../../helpers/cli.js'
 
@@ -141,4 +142,51 @@ describe('messages between local users', () => {
     expect(list).toMatchObject([{ from: 'zed@elsewhere.example', to: 'gina' }])
     expect(messagesOf(alice)).toHaveLength(0)
   }, 20_000)
+
+  it('has messages of different senders with a slow device at once, each sender one at a time and in order', async () => {
+    const n = await node({ messaging: { rate_per_second: 0 } })
+    await users(n, 'alice', 'carol', 'bob')
+    // bob registers from a phone, then a slow device takes its port: 200 to each MESSAGE after 200 ms
+    const reg = new Phone('bob', 'pw-bob', { port: n.udp, domain: 'msg-node' })
+    await reg.open()
+    expect((await reg.register()).status).toBe(200)
+    const port = reg.port
+    reg.close()
+    const dev = createSocket('udp4')
+    await new Promise<void>(resolve => dev.bind(port, '127.0.0.1', resolve))
+    const open = new Map<string, string>() // message id -> sender, not answered yet
+    let most = 0
+    let sameSenderTwice = false
+    const order: string[] = []
+    dev.on('message', (buf) => {
+      let req: SipRequest
+      try { req = parseMessage(buf) as SipRequest } catch { return }
+      if (req.kind !== 'request' || req.method !== 'MESSAGE') return
+      const id = getHeader(req, 'M1-Message-ID') ?? ''
+      if (open.has(id)) return // a retransmission
+      const sender = req.from.uri.user ?? ''
+      if ([...open.values()].includes(sender)) sameSenderTwice = true
+      open.set(id, sender)
+      most = Math.max(most, open.size)
+      order.push(req.body.toString())
+      setTimeout(() => {
+        open.delete(id)
+        dev.send(serialize(createResponse(req, 200, undefined, { toTag: 'dev' })), n.udp, '127.0.0.1')
+      }, 200)
+    })
+    try {
+      const alice = await phone(n, 'alice')
+      const carol = await phone(n, 'carol')
+      await Promise.all([alice, carol].map(async (p) => {
+        for (let i = 0; i < 4; i++) expect((await sendMessage(p, 'bob', `${p.login} ${i}`)).status).toBe(202)
+      }))
+      await until(async () => order.length === 8 && open.size === 0, 10_000, 'all delivered')
+      expect(sameSenderTwice).toBe(false)
+      expect(most).toBe(2)
+      for (const s of ['alice', 'carol']) expect(order.filter(b => b.startsWith(s))).toEqual([0, 1, 2, 3].map(i => `${s} ${i}`))
+      await until(async () => (await n.node.messaging!.list({ login: 'bob' })).every(r => r.state === 'delivered'), 5000, 'delivered state')
+    } finally {
+      dev.close()
+    }
+  }, 30_000)
 })
