@@ -1,11 +1,11 @@
 // baresip 1.0 calling baresip 1.0 through the node: bob registers and answers automatically, alice dials him by
 // login, each plays a tone from a WAV file (alice 440 Hz, bob 1000 Hz) and records what it hears (sndfile filter).
 // Checked by the node's call record (RTP relayed both ways) and by the recordings: each side heard the other's tone.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { join } from 'node:path'
-import { startNode, type TestNode } from '../helpers/node.js'
+import { startNode } from '../helpers/node.js'
 import { waitForRecords } from '../helpers/records.js'
-import { Children, tempDir } from './lib/tools.js'
+import { nodePerTest } from './lib/suite.js'
 import { expectHeardEachOther, haveBaresipAudio, startTonePhone, withoutStatusLines, type TonePhone } from './lib/baresip-audio.js'
 import { freeUdpBlocks } from './lib/calls.js'
 import type { CallRecord } from '../../src/routing/index.js'
@@ -14,29 +14,21 @@ import type { CallRecord } from '../../src/routing/index.js'
 const RTP_PORTS = [64000, 64799] as const
 
 describe.skipIf(!haveBaresipAudio())('baresip calls baresip through the node', () => {
-  let n: TestNode | undefined
-  let tmp: { dir: string, remove: () => Promise<void> }
-  const children = new Children()
   let relayMin = 0
 
-  beforeEach(async () => {
-    tmp = await tempDir('baresip-calls')
+  const suite = nodePerTest('baresip-calls', async () => {
     relayMin = 61000 + Math.floor(Math.random() * 15) * 200
     // baresip 1.0 answers only MD5 challenges (see baresip.test.ts)
-    n = await startNode({ config: { auth: { algorithms: ['MD5'] }, media: { anchor: 'always', host: '127.0.0.1', port_min: relayMin, port_max: relayMin + 199 } } })
+    const n = await startNode({ config: { auth: { algorithms: ['MD5'] }, media: { anchor: 'always', host: '127.0.0.1', port_min: relayMin, port_max: relayMin + 199 } } })
     for (const login of ['alice', 'bob']) await n.node.users.add({ login, password: `pw-${login}` })
+    return n
   })
-  afterEach(async () => {
-    await children.killAll()
-    await n?.stop()
-    n = undefined
-    await tmp.remove()
-  })
+  const children = suite.children
 
   const phone = async (login: string, hz: number, autoAnswer: boolean, rtp: number): Promise<TonePhone> =>
-    await startTonePhone(children, { dir: join(tmp.dir, login), login, domain: 'test-node', proxyPort: n!.udp, hz, autoAnswer, rtp })
+    await startTonePhone(children, { dir: join(suite.tmp.dir, login), login, domain: 'test-node', proxyPort: suite.n.udp, hz, autoAnswer, rtp })
 
-  const records = async (count: number): Promise<CallRecord[]> => await waitForRecords(n!.node, count)
+  const records = async (count: number): Promise<CallRecord[]> => await waitForRecords(suite.n.node, count)
 
   /** The relay port a phone's RTP comes from, as baresip reports the first packet. */
   const rtpSource = (out: string): number | undefined => {

@@ -2,12 +2,13 @@
 // Asterisk's `line` parameter and gets calls on exactly that URI, extensions arrive as the Request-URI user, 200
 // calls at once pass through one trunk, provider INVITEs reach the DID's extension, and the node's upstream
 // registration comes back after the provider restarts.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { join } from 'node:path'
 import { readFile, writeFile } from 'node:fs/promises'
-import { startNode, type TestNode } from '../helpers/node.js'
+import { startNode } from '../helpers/node.js'
 import { waitForRecords } from '../helpers/records.js'
-import { Children, freePort, has, tempDir, type TempDir } from './lib/tools.js'
+import { Children, freePort, has, tempDir } from './lib/tools.js'
+import { nodePerTest } from './lib/suite.js'
 import { expectSippOk, receivedMessages, receivedStatuses, runSipp, writeUsersCsv, type SippResult } from './lib/sipp.js'
 import { startLine, waitUdpBound } from './lib/calls.js'
 
@@ -19,40 +20,32 @@ function inviteUris (r: SippResult): string[] {
 }
 
 describe.skipIf(!has('sipp'))('SIPp PBX trunks, DIDs and upstream providers', () => {
-  let n: TestNode | undefined
-  let tmp: TempDir
-  const children = new Children()
   let trunk: { username: string, password: string }
 
-  beforeEach(async () => {
-    tmp = await tempDir('sipp-pbx')
-    n = await startNode({ name: 'pbx-node', config: { media: { anchor: 'never' }, routing: { ring_timeout: 20 }, p2p: { enabled: false }, pbx: { did_providers: ['127.0.0.1'] } } })
+  const suite = nodePerTest('sipp-pbx', async () => {
+    const n = await startNode({ name: 'pbx-node', config: { media: { anchor: 'never' }, routing: { ring_timeout: 20 }, p2p: { enabled: false }, pbx: { did_providers: ['127.0.0.1'] } } })
     await n.node.users.add({ login: 'acme', password: 'pw-acme' })
     await n.node.users.add({ login: 'alice', password: 'pw-alice' })
     trunk = await n.node.pbx.addTrunk({ login: 'acme', name: 'office-pbx' })
+    return n
   })
-  afterEach(async () => {
-    await children.killAll()
-    await n?.stop()
-    n = undefined
-    await tmp.remove()
-  })
+  const children = suite.children
 
-  const dir = async (name: string): Promise<string> => await tmp.sub(name)
+  const dir = async (name: string): Promise<string> => await suite.tmp.sub(name)
 
   /** The PBX registers its trunk from `port` with `;line=<line>`. */
   const registerPbx = async (port: number, line: string): Promise<void> => {
     const d = await dir(`reg-${port}`)
     const inf = join(d, 'trunk.csv')
     await writeFile(inf, `SEQUENTIAL\n${trunk.username};${trunk.password};[authentication username=${trunk.username} password=${trunk.password}]\n`)
-    const r = await runSipp(children, { scenario: 'pbx-register.xml', transport: 'u1', remotePort: n!.udp, localPort: port, inf, dir: d, args: ['-set', 'domain', 'pbx-node', '-set', 'line', line] })
+    const r = await runSipp(children, { scenario: 'pbx-register.xml', transport: 'u1', remotePort: suite.n.udp, localPort: port, inf, dir: d, args: ['-set', 'domain', 'pbx-node', '-set', 'line', line] })
     expectSippOk(r, 'pbx register')
   }
 
   /** The PBX answering calls on `port` (not awaited); resolves once it listens. */
   const pbxUas = async (port: number, calls: number, extra: string[] = []): Promise<{ done: Promise<SippResult> }> => {
     const d = await dir(`uas-${port}`)
-    const run = runSipp(children, { scenario: 'call-uas.xml', transport: 'u1', remotePort: n!.udp, localPort: port, dir: d, calls, timeoutS: 60, traceMsg: calls < 10, args: ['-recv_timeout', '50000', ...extra] })
+    const run = runSipp(children, { scenario: 'call-uas.xml', transport: 'u1', remotePort: suite.n.udp, localPort: port, dir: d, calls, timeoutS: 60, traceMsg: calls < 10, args: ['-recv_timeout', '50000', ...extra] })
     expect(await waitUdpBound(port, 5000), `uas on ${port} did not start`).toBe(true)
     return { done: run }
   }
@@ -61,7 +54,7 @@ describe.skipIf(!has('sipp'))('SIPp PBX trunks, DIDs and upstream providers', ()
     return await runSipp(children, {
       scenario: 'pbx-call-uac.xml',
       transport: 'u1',
-      remotePort: n!.udp,
+      remotePort: suite.n.udp,
       dir: await dir(name),
       calls,
       timeoutS: 60,
@@ -73,7 +66,7 @@ describe.skipIf(!has('sipp'))('SIPp PBX trunks, DIDs and upstream providers', ()
   it('calls to acme reach the PBX on its registered Contact, line parameter kept; acme.201 arrives as user 201', async () => {
     const port = await freePort()
     await registerPbx(port, 'xkq3bzn')
-    expect(n!.node.location.lookup('acme')).toMatchObject([{ trunk: 'office-pbx', contact: `sip:s@127.0.0.1:${port};line=xkq3bzn` }])
+    expect(suite.n.node.location.lookup('acme')).toMatchObject([{ trunk: 'office-pbx', contact: `sip:s@127.0.0.1:${port};line=xkq3bzn` }])
 
     let pbx = await pbxUas(port, 1)
     expectSippOk(await caller('main', 'acme', 1), 'alice -> acme')
@@ -81,7 +74,7 @@ describe.skipIf(!has('sipp'))('SIPp PBX trunks, DIDs and upstream providers', ()
     expectSippOk(r, 'pbx (main)')
     expect(inviteUris(r)).toEqual([`sip:s@127.0.0.1:${port};line=xkq3bzn`])
 
-    await n!.node.pbx.setSettings('acme', { mode: 'extensions' })
+    await suite.n.node.pbx.setSettings('acme', { mode: 'extensions' })
     pbx = await pbxUas(port, 1)
     expectSippOk(await caller('ext', 'acme.201', 1), 'alice -> acme.201')
     r = await pbx.done
@@ -94,7 +87,7 @@ describe.skipIf(!has('sipp'))('SIPp PBX trunks, DIDs and upstream providers', ()
     await registerPbx(port, 'load')
     const pbx = await pbxUas(port, 200)
     let peak = 0
-    const poll = setInterval(() => { peak = Math.max(peak, n!.node.calls.size) }, 20)
+    const poll = setInterval(() => { peak = Math.max(peak, suite.n.node.calls.size) }, 20)
     try {
       // 200 at once (-l 200), each held 8 s, started at 200 per second
       const alice = await caller('load', 'acme', 200, ['-l', '200', '-r', '200', '-d', '8000'])
@@ -106,18 +99,18 @@ describe.skipIf(!has('sipp'))('SIPp PBX trunks, DIDs and upstream providers', ()
       clearInterval(poll)
     }
     expect(peak).toBe(200)
-    const records = await waitForRecords(n!.node, 200, 20_000)
+    const records = await waitForRecords(suite.n.node, 200, 20_000)
     expect(records.filter(c => c.status === 200)).toHaveLength(200)
   }, 120_000)
 
   it('a DID provider reaches the mapped extension; an unknown DID gets 404; a PBX calls out with its trunk login', async () => {
-    await n!.node.pbx.setSettings('acme', { mode: 'extensions' })
-    await n!.node.pbx.addDid('+15551234567', 'acme.201')
+    await suite.n.node.pbx.setSettings('acme', { mode: 'extensions' })
+    await suite.n.node.pbx.addDid('+15551234567', 'acme.201')
     const port = await freePort()
     await registerPbx(port, 'did')
     const pbx = await pbxUas(port, 1)
     const provider = async (name: string, callee: string): Promise<SippResult> => await runSipp(children, {
-      scenario: 'invite-noauth.xml', transport: 'u1', remotePort: n!.udp, dir: await dir(name), timeoutS: 20, traceMsg: true,
+      scenario: 'invite-noauth.xml', transport: 'u1', remotePort: suite.n.udp, dir: await dir(name), timeoutS: 20, traceMsg: true,
       args: ['-s', '+12125550100', '-set', 'callee', callee, '-set', 'domain', 'pbx-node', '-d', '500']
     })
     const ok = await provider('did', '+15551234567')
@@ -135,10 +128,10 @@ describe.skipIf(!has('sipp'))('SIPp PBX trunks, DIDs and upstream providers', ()
     const alicePort = await freePort()
     const d = await dir('alice-reg')
     const inf = await writeUsersCsv(join(d, 'alice.csv'), [{ login: 'alice', password: 'pw-alice' }])
-    expectSippOk(await runSipp(children, { scenario: 'register-auth.xml', transport: 'u1', remotePort: n!.udp, localPort: alicePort, inf, dir: d, args: ['-set', 'domain', 'pbx-node'] }), 'alice register')
+    expectSippOk(await runSipp(children, { scenario: 'register-auth.xml', transport: 'u1', remotePort: suite.n.udp, localPort: alicePort, inf, dir: d, args: ['-set', 'domain', 'pbx-node'] }), 'alice register')
     const alice = await pbxUas(alicePort, 1)
     const out = await runSipp(children, {
-      scenario: 'pbx-call-uac.xml', transport: 'u1', remotePort: n!.udp, dir: await dir('pbx-out'), timeoutS: 20, traceMsg: true,
+      scenario: 'pbx-call-uac.xml', transport: 'u1', remotePort: suite.n.udp, dir: await dir('pbx-out'), timeoutS: 20, traceMsg: true,
       args: ['-s', '201', '-au', trunk.username, '-ap', trunk.password, '-set', 'callee', 'alice', '-set', 'domain', 'pbx-node', '-d', '500']
     })
     expectSippOk(out, 'pbx -> alice')
