@@ -43,16 +43,8 @@ set -euo pipefail
 {
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(dirname "$HERE")
-export PATH="$ROOT/node_modules/.bin:$PATH"
-# shellcheck source=lib/proc.sh
-source "$HERE/lib/proc.sh"
-# shellcheck source=lib/net.sh
-source "$HERE/lib/net.sh"
-# shellcheck source=lib/sipp.sh
-source "$HERE/lib/sipp.sh"
-# shellcheck source=lib/run.sh
-source "$HERE/lib/run.sh"
+# shellcheck source=lib/all.sh
+source "$HERE/lib/all.sh"
 
 DURATION_PER_STEP=${DURATION_PER_STEP:-15}
 LONG_DURATION_PER_STEP=${LONG_DURATION_PER_STEP:-40}
@@ -128,10 +120,9 @@ start_m1node() {
   fi
   web=$(sipp_port)
   TARGET_WEB=$web
-  local -a env=(M1NODE_SIP_UDP_PORT="$port" M1NODE_SIP_TCP_PORT="$port" M1NODE_SIP_WS_PORT=0
-    M1NODE_SIP_HOST=127.0.0.1 M1NODE_SIP_DOMAIN=127.0.0.1 M1NODE_SIP_EGRESS_ALLOW=127.0.0.0/8
-    M1NODE_WEB_HOST=127.0.0.1 M1NODE_WEB_PORT="$web" M1NODE_LOG_LEVEL=warn
-    M1NODE_P2P_LISTEN=/ip4/127.0.0.1/tcp/0
+  local -a env
+  m1node_env env "$port" "$web"
+  env+=(M1NODE_P2P_LISTEN=/ip4/127.0.0.1/tcp/0
     M1NODE_MEDIA_HOST=127.0.0.1 M1NODE_MEDIA_ANCHOR=always
     M1NODE_MEDIA_PORT_MIN="$MEDIA_PORT_MIN" M1NODE_MEDIA_PORT_MAX="$MEDIA_PORT_MAX"
     M1NODE_ROUTING_ALLOW_ANONYMOUS=true)
@@ -140,29 +131,7 @@ start_m1node() {
     return 1
   fi
   TARGET_CMD="${env[*]} node bin/m1node.js start --data $dir/data"
-  env "${env[@]}" node "$ROOT/bin/m1node.js" start --data "$dir/data" >"$dir/m1node.log" 2>&1 &
-  TARGET_PID=$!
-  STARTED_PIDS+=("$TARGET_PID")
-  local i
-  for i in $(seq 1 60); do
-    if curl -fsS -o /dev/null "http://127.0.0.1:$web/health" 2>/dev/null; then return 0; fi
-    if [ ! -d "/proc/$TARGET_PID" ]; then
-      TARGET_SKIP="m1node exited: $(tail -3 "$dir/m1node.log" | tr '\n' ' ')"
-      return 1
-    fi
-    sleep 0.5
-  done
-  TARGET_SKIP="/health not ready after 30 s"
-  return 1
-}
-
-# Seconds from the start of a -trace_stat run to the first dump with every call placed
-# (OutgoingCall(C) at its final value): how long SIPp took to place the step's calls.
-stat_gen_seconds() {
-  awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-    { split($col["StartTime"], s, "\t"); split($col["CurrentTime"], c, "\t"); n = $col["OutgoingCall(C)"] + 0
-      if (n > last) { last = n; t = c[3] - s[3] } }
-    END { printf "%.3f\n", (t > 0 ? t : 0) }' "$1" 2>/dev/null || echo 0
+  m1node_start "$dir" "$web" "${env[@]}"
 }
 
 # Largest value of a -trace_stat column over all rows (e.g. CurrentCall), 0 when absent.

@@ -22,16 +22,8 @@ set -euo pipefail
 {
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(dirname "$HERE")
-export PATH="$ROOT/node_modules/.bin:$PATH"
-# shellcheck source=lib/proc.sh
-source "$HERE/lib/proc.sh"
-# shellcheck source=lib/net.sh
-source "$HERE/lib/net.sh"
-# shellcheck source=lib/sipp.sh
-source "$HERE/lib/sipp.sh"
-# shellcheck source=lib/run.sh
-source "$HERE/lib/run.sh"
+# shellcheck source=lib/all.sh
+source "$HERE/lib/all.sh"
 
 RATES=${RATES:-"200 400 600 800 1000 1200"}
 DURATION_PER_STEP=${DURATION_PER_STEP:-10}
@@ -53,9 +45,8 @@ command -v "$SIPP" >/dev/null || { echo "sipp not found" >&2; exit 1; }
 PORT=$(port_in 40000 59000)
 WEB=$(port_in 40000 59000)
 DATA="$RUN_DIR/data"
-ENVV=(M1NODE_SIP_UDP_PORT="$PORT" M1NODE_SIP_TCP_PORT="$PORT" M1NODE_SIP_WS_PORT=0 M1NODE_SIP_HOST=127.0.0.1
-  M1NODE_SIP_DOMAIN=127.0.0.1 M1NODE_SIP_EGRESS_ALLOW=127.0.0.0/8 M1NODE_WEB_HOST=127.0.0.1 M1NODE_WEB_PORT="$WEB"
-  M1NODE_LOG_LEVEL=warn M1NODE_P2P_ENABLED=false M1NODE_MEDIA_HOST=127.0.0.1 M1NODE_MEDIA_ANCHOR=always
+m1node_env ENVV "$PORT" "$WEB"
+ENVV+=(M1NODE_P2P_ENABLED=false M1NODE_MEDIA_HOST=127.0.0.1 M1NODE_MEDIA_ANCHOR=always
   M1NODE_MEDIA_PORT_MIN=10000 M1NODE_MEDIA_PORT_MAX=29999 M1NODE_ROUTING_ALLOW_ANONYMOUS=true
   M1NODE_PBX_DID_PROVIDERS=127.0.0.1)
 m1() { env "${ENVV[@]}" node "$ROOT/bin/m1node.js" "$@" --data "$DATA" >>"$RUN_DIR/cli.log" 2>&1; }
@@ -70,19 +61,9 @@ m1 trunk mode acme extensions
 m1 did add +15551234567 acme.201
 printf 'SEQUENTIAL\nacme_pbx;%s;[authentication username=acme_pbx password=%s]\n' "$TRUNK_PW" "$TRUNK_PW" > "$RUN_DIR/trunk.csv"
 
-env "${ENVV[@]}" node "$ROOT/bin/m1node.js" start --data "$DATA" >"$RUN_DIR/m1node.log" 2>&1 &
-NODE_PID=$!
-STARTED_PIDS+=("$NODE_PID")
-for _ in $(seq 1 60); do curl -fsS -o /dev/null "http://127.0.0.1:$WEB/health" 2>/dev/null && break; sleep 0.5; done
+m1node_start "$RUN_DIR" "$WEB" "${ENVV[@]}" || { echo "node not ready: $TARGET_SKIP" >&2; exit 1; }
+NODE_PID=$TARGET_PID
 wait_sip_ready "$PORT" "$(port_in 40000 59000)" || { echo "node not ready: $(tail -3 "$RUN_DIR/m1node.log")" >&2; exit 1; }
-
-# Seconds from the start of a -trace_stat run to the first dump with every call placed (as bench/calls.sh).
-stat_gen_seconds() {
-  awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-    { split($col["StartTime"], s, "\t"); split($col["CurrentTime"], c, "\t"); n = $col["OutgoingCall(C)"] + 0
-      if (n > last) { last = n; t = c[3] - s[3] } }
-    END { printf "%.3f\n", (t > 0 ? t : 0) }' "$1" 2>/dev/null || echo 0
-}
 
 ROWS="$RUN_DIR/rows.tsv"
 printf 'series\toffered\tachieved\tfail_pct\tp50_ms\tp99_ms\tcpu_us_per_call\n' > "$ROWS"

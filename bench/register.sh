@@ -35,16 +35,8 @@ set -euo pipefail
 {
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(dirname "$HERE")
-export PATH="$ROOT/node_modules/.bin:$PATH"
-# shellcheck source=lib/proc.sh
-source "$HERE/lib/proc.sh"
-# shellcheck source=lib/net.sh
-source "$HERE/lib/net.sh"
-# shellcheck source=lib/sipp.sh
-source "$HERE/lib/sipp.sh"
-# shellcheck source=lib/run.sh
-source "$HERE/lib/run.sh"
+# shellcheck source=lib/all.sh
+source "$HERE/lib/all.sh"
 
 DURATION_PER_STEP=${DURATION_PER_STEP:-15}
 USERS=${USERS:-10000}
@@ -150,11 +142,10 @@ start_m1node() {
   TARGET_WEB=$web
   # The same settings for the import (the digest realm = the SIP domain enters the
   # stored HA1s) and the daemon. WebSocket on any free port: all transports run.
-  local -a env=(M1NODE_SIP_UDP_PORT="$port" M1NODE_SIP_TCP_PORT="$port" M1NODE_SIP_WS_PORT=0
-    M1NODE_SIP_HOST=127.0.0.1 M1NODE_SIP_DOMAIN=127.0.0.1 M1NODE_SIP_EGRESS_ALLOW=127.0.0.0/8
-    M1NODE_WEB_HOST=127.0.0.1 M1NODE_WEB_PORT="$web" M1NODE_LOG_LEVEL=warn
-    # the registrar alone, as Kamailio is: no DHT (publishing 10,000 login records is the directory's workload)
-    M1NODE_P2P_ENABLED=false)
+  local -a env
+  m1node_env env "$port" "$web"
+  # the registrar alone, as Kamailio is: no DHT (publishing 10,000 login records is the directory's workload)
+  env+=(M1NODE_P2P_ENABLED=false)
   log "m1node: importing $USERS users"
   local t0 t1
   t0=$(date +%s.%N)
@@ -165,20 +156,7 @@ start_m1node() {
   t1=$(date +%s.%N)
   echo "$(calc "$t1 - $t0")" > "$dir/import.seconds"
   TARGET_CMD="${env[*]} node bin/m1node.js start --data $dir/data"
-  env "${env[@]}" node "$ROOT/bin/m1node.js" start --data "$dir/data" >"$dir/m1node.log" 2>&1 &
-  TARGET_PID=$!
-  STARTED_PIDS+=("$TARGET_PID")
-  local i
-  for i in $(seq 1 60); do
-    if curl -fsS -o /dev/null "http://127.0.0.1:$web/health" 2>/dev/null; then return 0; fi
-    if [ ! -d "/proc/$TARGET_PID" ]; then
-      TARGET_SKIP="m1node exited: $(tail -3 "$dir/m1node.log" | tr '\n' ' ')"
-      return 1
-    fi
-    sleep 0.5
-  done
-  TARGET_SKIP="/health not ready after 30 s"
-  return 1
+  m1node_start "$dir" "$web" "${env[@]}"
 }
 
 # V8 heap in use (prom-client default metrics, with or without m1node's prefix), or "-".

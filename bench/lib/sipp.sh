@@ -64,3 +64,12 @@ sipp_stat_summary() {
       printf "%d %d %d %d %.3f %s %s\n", created, ok, failed, retrans, elapsed, p50, p99
     }' "$1"
 }
+
+# Seconds from the start of a -trace_stat run to the first dump with every call placed
+# (OutgoingCall(C) at its final value): how long SIPp took to place the step's calls.
+stat_gen_seconds() {
+  awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    { split($col["StartTime"], s, "\t"); split($col["CurrentTime"], c, "\t"); n = $col["OutgoingCall(C)"] + 0
+      if (n > last) { last = n; t = c[3] - s[3] } }
+    END { printf "%.3f\n", (t > 0 ? t : 0) }' "$1" 2>/dev/null || echo 0
+}

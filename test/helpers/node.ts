@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { M1Node } from '../../src/node.js'
 import { validate } from '../../src/config/index.js'
 import { createLogger } from '../../src/core/index.js'
+import { eventually } from './wait.js'
 
 export interface TestNode {
   node: M1Node
@@ -46,5 +47,26 @@ export async function startNode (opts: { name?: string, dataDir?: string, config
       await node.stop()
       if (opts.dataDir == null) await rm(dataDir, { recursive: true, force: true })
     }
+  }
+}
+
+/**
+ * Two nodes in one process over real libp2p (TCP on 127.0.0.1): `b` bootstraps from `a`, and both are returned once
+ * each resolves the other's node record through the DHT. Both get `config`; on a failure both are stopped.
+ */
+export async function startNodePair (opts: { names?: [string, string], config?: Record<string, Record<string, unknown>>, timeoutMs?: number } = {}): Promise<{ a: TestNode, b: TestNode }> {
+  const [nameA, nameB] = opts.names ?? ['node-a', 'node-b']
+  const config = opts.config ?? {}
+  const a = await startNode({ name: nameA, config })
+  let b: TestNode | undefined
+  try {
+    b = await startNode({ name: nameB, config: { ...config, p2p: { ...config.p2p, bootstrap: a.node.p2p!.addresses() } } })
+    const timeoutMs = opts.timeoutMs ?? 15_000
+    await eventually(async () => await a.node.directory!.resolveNode(nameB), timeoutMs)
+    await eventually(async () => await b!.node.directory!.resolveNode(nameA), timeoutMs)
+    return { a, b }
+  } catch (err) {
+    await Promise.all([a.stop(), b?.stop()])
+    throw err
   }
 }

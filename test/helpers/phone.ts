@@ -276,3 +276,18 @@ export class OutgoingCall {
     ].join('\r\n'))
   }
 }
+
+/** REGISTER with digest auth and a Contact of our choosing (a PBX's, with Asterisk's `line`); `to`: another AOR user. */
+export async function registerContact (p: Phone, contact: string, opts: { to?: string, expires?: number } = {}): Promise<SipResponse> {
+  const callId = `reg-${Math.random().toString(16).slice(2)}`
+  const to = opts.to ?? p.login
+  const build = (auth?: string): string => [
+    `REGISTER sip:${p.domain} SIP/2.0`, `Via: ${p.viaFor(p.newBranch())}`, 'Max-Forwards: 70',
+    `From: <sip:${to}@${p.domain}>;tag=t${callId}`, `To: <sip:${to}@${p.domain}>`,
+    `Call-ID: ${callId}`, `CSeq: ${p.nextCseq()} REGISTER`, `Contact: ${contact}`,
+    `Expires: ${opts.expires ?? 600}`, ...(auth != null ? [`Authorization: ${auth}`] : []), 'Content-Length: 0', '', ''
+  ].join('\r\n')
+  let res = await p.request(build())
+  if (res.status === 401) res = await p.request(build(p.authorize(res, 'REGISTER', `sip:${p.domain}`, 'WWW-Authenticate')))
+  return res
+}

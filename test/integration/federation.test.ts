@@ -1,58 +1,17 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { startNode, type TestNode } from '../helpers/node.js'
+import { startNode, startNodePair, type TestNode } from '../helpers/node.js'
+import { eventually, sleep } from '../helpers/wait.js'
+import { finalResponse, p2pInvite, sipFrame } from '../helpers/sip-stream.js'
 import { waitForRecords } from '../helpers/records.js'
 import { Phone } from '../helpers/phone.js'
-import { getHeader, parseMessage, type SipResponse } from '../../src/sip/message/index.js'
+import { getHeader, type SipResponse } from '../../src/sip/message/index.js'
 import { RTP_PROTOCOL, SIP_PROTOCOL, type SipStream } from '../../src/routing/index.js'
 import { Peer, openPair, phoneSdp, rtp, rtcpRr, mPorts } from './media/helpers.js'
-
-const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
-
-/** Retries `fn` until it resolves, or throws its last error after `timeoutMs`. */
-async function eventually<T> (fn: () => Promise<T>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      return await fn()
-    } catch (err) {
-      if (Date.now() > deadline) throw err
-      await sleep(200)
-    }
-  }
-}
 
 const CONFIG = {
   media: { anchor: 'always' },
   routing: { ring_timeout: 5 },
   directory: { negative_cache_ttl: 0 }
-}
-
-/** A frame of /m1/sip/1.0.0: 4-byte big-endian length, then the SIP message. */
-function frame (text: string): Uint8Array {
-  const body = Buffer.from(text)
-  const out = Buffer.alloc(4 + body.length)
-  out.writeUInt32BE(body.length, 0)
-  body.copy(out, 4)
-  return out
-}
-
-/** Reads SIP frames from a stream until a final response arrives. */
-async function finalResponse (stream: SipStream, timeoutMs: number): Promise<SipResponse> {
-  let buf = Buffer.alloc(0)
-  const timer = setTimeout(() => { stream.abort(new Error('timeout')) }, timeoutMs)
-  try {
-    for await (const chunk of stream) {
-      buf = Buffer.concat([buf, chunk instanceof Uint8Array ? chunk : chunk.subarray()])
-      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-        const msg = parseMessage(buf.subarray(4, 4 + buf.readUInt32BE(0)))
-        buf = buf.subarray(4 + buf.readUInt32BE(0))
-        if (msg.kind === 'response' && msg.status >= 200) return msg
-      }
-    }
-  } finally {
-    clearTimeout(timer)
-  }
-  throw new Error('stream ended without a final response')
 }
 
 // two nodes in one process over real libp2p (TCP on 127.0.0.1), real UDP phones: calls across nodes
@@ -72,13 +31,12 @@ describe('calls across nodes (/m1/sip/1.0.0)', () => {
 
   beforeEach(async () => {
     bStopped = false
-    a = await startNode({ name: 'node-a', config: CONFIG })
-    b = await startNode({ name: 'node-b', config: { ...CONFIG, p2p: { bootstrap: a.node.p2p!.addresses() } } })
+    // each resolves the other's node record through the DHT
+    const pair = await startNodePair({ config: CONFIG })
+    a = pair.a
+    b = pair.b
     await a.node.users.add({ login: 'bob', password: 'pw-bob' })
     await b.node.users.add({ login: 'alice', password: 'pw-alice' })
-    // each resolves the other's node record through the DHT
-    await eventually(async () => await a.node.directory!.resolveNode('node-b'), 15_000)
-    await eventually(async () => await b.node.directory!.resolveNode('node-a'), 15_000)
   }, 40_000)
 
   afterEach(async () => {
@@ -261,14 +219,10 @@ describe('calls across nodes (/m1/sip/1.0.0)', () => {
     await alice.register()
     const bAddr = b.node.p2p!.addresses()[0]!
     await c.node.p2p!.dial(bAddr)
-    const invite = (n: number, from: string, to: string): string => [
-      `INVITE ${to} SIP/2.0`, `Via: SIP/2.0/P2P node-c:5060;branch=z9hG4bKspoof${n}`, 'Max-Forwards: 70',
-      `From: <${from}>;tag=spoof`, `To: <${to}>`, `Call-ID: spoof-${n}`, `CSeq: 1 INVITE`,
-      'Contact: <sip:node-c:5060;transport=p2p>', 'Content-Length: 0', '', ''
-    ].join('\r\n')
+    const invite = (n: number, from: string, to: string): string => p2pInvite({ n, from, to, via: 'node-c' })
     const exchange = async (text: string): Promise<SipResponse> => {
       const stream = await c.node.p2p!.dialStream(b.node.info().peerId, SIP_PROTOCOL)
-      stream.send(frame(text))
+      stream.send(sipFrame(text))
       try { return await finalResponse(stream, 10_000) } finally { stream.abort(new Error('done')) }
     }
     // node-c claims node-a's caller

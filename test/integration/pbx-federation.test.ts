@@ -1,34 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startNode, type TestNode } from '../helpers/node.js'
-import { Phone } from '../helpers/phone.js'
-import type { SipResponse } from '../../src/sip/message/index.js'
-
-const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
-
-async function eventually<T> (fn: () => Promise<T>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      return await fn()
-    } catch (err) {
-      if (Date.now() > deadline) throw err
-      await sleep(200)
-    }
-  }
-}
-
-async function registerContact (p: Phone, contact: string): Promise<SipResponse> {
-  const callId = `reg-${Math.random().toString(16).slice(2)}`
-  const build = (auth?: string): string => [
-    `REGISTER sip:${p.domain} SIP/2.0`, `Via: ${p.viaFor(p.newBranch())}`, 'Max-Forwards: 70',
-    `From: <sip:${p.login}@${p.domain}>;tag=t${callId}`, `To: <sip:${p.login}@${p.domain}>`,
-    `Call-ID: ${callId}`, `CSeq: ${p.nextCseq()} REGISTER`, `Contact: ${contact}`,
-    'Expires: 600', ...(auth != null ? [`Authorization: ${auth}`] : []), 'Content-Length: 0', '', ''
-  ].join('\r\n')
-  let res = await p.request(build())
-  if (res.status === 401) res = await p.request(build(p.authorize(res, 'REGISTER', `sip:${p.domain}`, 'WWW-Authenticate')))
-  return res
-}
+import { startNodePair, type TestNode } from '../helpers/node.js'
+import { eventually } from '../helpers/wait.js'
+import { Phone, registerContact } from '../helpers/phone.js'
 
 const CONFIG = { media: { anchor: 'never' }, routing: { ring_timeout: 10 }, directory: { negative_cache_ttl: 0 } }
 
@@ -42,8 +15,9 @@ describe('PBX calls across nodes', () => {
   let carol: Phone
 
   beforeAll(async () => {
-    a = await startNode({ name: 'node-a', config: CONFIG })
-    b = await startNode({ name: 'node-b', config: { ...CONFIG, p2p: { bootstrap: a.node.p2p!.addresses() } } })
+    const pair = await startNodePair({ config: CONFIG })
+    a = pair.a
+    b = pair.b
     await a.node.users.add({ login: 'corp', password: 'pw-corp' })
     await b.node.users.add({ login: 'acme', password: 'pw-acme' })
     await b.node.users.add({ login: 'carol', password: 'pw-carol' })
@@ -58,8 +32,6 @@ describe('PBX calls across nodes', () => {
     expect((await registerContact(pbxA, `<sip:s@127.0.0.1:${pbxA.port};line=aaa>`)).status).toBe(200)
     expect((await registerContact(pbxB, `<sip:s@127.0.0.1:${pbxB.port};line=bbb>`)).status).toBe(200)
     expect((await carol.register()).status).toBe(200)
-    await eventually(async () => await a.node.directory!.resolveNode('node-b'), 15_000)
-    await eventually(async () => await b.node.directory!.resolveNode('node-a'), 15_000)
     // the DID record of node-b, signed by it, is found from node-a
     await eventually(async () => await a.node.directory!.resolveDid('+15551234567'), 15_000)
   }, 60_000)

@@ -1,27 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createSocket, type Socket } from 'node:dgram'
 import { startNode, type TestNode } from '../helpers/node.js'
-import { Phone } from '../helpers/phone.js'
+import { Phone, registerContact } from '../helpers/phone.js'
 import { waitForRecords } from '../helpers/records.js'
 import { createResponse, getHeader, parseMessage, serialize, type SipRequest, type SipResponse } from '../../src/sip/message/index.js'
 import { buildChallenge } from '../../src/sip/auth/index.js'
 
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
-
-/** REGISTER with digest auth and a Contact of our choosing (a PBX's, with Asterisk's `line`). */
-async function registerContact (p: Phone, contact: string, opts: { to?: string, expires?: number } = {}): Promise<SipResponse> {
-  const callId = `reg-${Math.random().toString(16).slice(2)}`
-  const to = opts.to ?? p.login
-  const build = (auth?: string): string => [
-    `REGISTER sip:${p.domain} SIP/2.0`, `Via: ${p.viaFor(p.newBranch())}`, 'Max-Forwards: 70',
-    `From: <sip:${to}@${p.domain}>;tag=t${callId}`, `To: <sip:${to}@${p.domain}>`,
-    `Call-ID: ${callId}`, `CSeq: ${p.nextCseq()} REGISTER`, `Contact: ${contact}`,
-    `Expires: ${opts.expires ?? 600}`, ...(auth != null ? [`Authorization: ${auth}`] : []), 'Content-Length: 0', '', ''
-  ].join('\r\n')
-  let res = await p.request(build())
-  if (res.status === 401) res = await p.request(build(p.authorize(res, 'REGISTER', `sip:${p.domain}`, 'WWW-Authenticate')))
-  return res
-}
 
 const CONFIG = {
   media: { anchor: 'never' },

@@ -3,7 +3,7 @@
 // /m1/rtp/1.0.0 stream), a third daemon is reached the same way, baresip hears tones both ways, a node spoofing
 // another node's caller is refused, and each failure has its status.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,41 +11,26 @@ import type { ChildProcess } from 'node:child_process'
 import { BIN, runCli, startDaemon, stopDaemon } from '../helpers/cli.js'
 import { Phone } from '../helpers/phone.js'
 import { startNode, type TestNode } from '../helpers/node.js'
-import { parseMessage, type SipResponse } from '../../src/sip/message/index.js'
+import { sleep } from '../helpers/wait.js'
+import { finalResponse, p2pInvite, sipFrame } from '../helpers/sip-stream.js'
+import type { SipResponse } from '../../src/sip/message/index.js'
 import { SIP_PROTOCOL, type SipStream } from '../../src/routing/index.js'
-import { createSocket } from 'node:dgram'
-import { readdir, readFile, writeFile } from 'node:fs/promises'
-import { Children, has, watch } from './lib/tools.js'
-import { BARESIP_MODULES } from './lib/baresip.js'
-import { writeBaresipAudioConfig } from './lib/baresip-audio.js'
-import { decodeWav, encodeWav, rms, tone, zeroCrossingHz } from './lib/wav.js'
-import { runSipp, writeUsersCsv, type SippResult } from './lib/sipp.js'
-import { freePort } from './lib/tools.js'
+import { Children, freePort, has, tempDir, type TempDir } from './lib/tools.js'
+import { expectHeardEachOther, haveBaresipAudio, startTonePhone, withoutStatusLines, type TonePhone } from './lib/baresip-audio.js'
+import { expectSippOk, receivedMessages, runSipp, writeUsersCsv } from './lib/sipp.js'
 import { freeUdpBlocks, sdpAudioPort, startLine, tracedMessages, waitUdpBound } from './lib/calls.js'
 
 const PCAP = '/usr/share/sip-tester/g711a.pcap'
 const SIPP_MEDIA = [64000, 64799] as const
-const BARESIP = has('baresip') && ['account', 'menu', 'uuid', 'g711', 'aufile', 'sndfile', 'alsa', 'cons'].every(m => existsSync(`${BARESIP_MODULES}/${m}.so`))
 const DIST = BIN.replace(/bin\/m1node\.js$/, 'dist/cli/index.js')
 
 interface Daemon { name: string, dir: string, child?: ChildProcess, udp: number, boot: string[] }
-
-function events (r: SippResult): string {
-  return r.errors.split('\n').filter(l => !/Overload warning: the (minor|major) watchdog/.test(l) && !/^The following events occurred:/.test(l) && l.trim() !== '').join('\n')
-}
-
-function expectOk (r: SippResult, who: string): void {
-  expect({ who, code: r.code, timedOut: r.timedOut, errors: events(r).slice(0, 2000) }, `${who} sipp stderr: ${r.stderr.slice(0, 2000)}`)
-    .toEqual({ who, code: 0, timedOut: false, errors: '' })
-}
-
-const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
 
 describe.skipIf(!has('sipp') || !existsSync(PCAP) || !existsSync(DIST))('calls across daemons (separate processes)', () => {
   const children = new Children()
   const daemons: Record<string, Daemon> = {}
   const phones: Phone[] = []
-  let work = ''
+  let work: TempDir | undefined
 
   const users: Record<string, Array<[string, string]>> = {
     'daemon-a': [['bob', 'pw-bob'], ['frank', 'pw-frank']],
@@ -102,7 +87,7 @@ describe.skipIf(!has('sipp') || !existsSync(PCAP) || !existsSync(DIST))('calls a
   }
 
   beforeAll(async () => {
-    work = await mkdtemp(join(tmpdir(), 'm1node-fed-'))
+    work = await tempDir('fed')
     const a = await start('daemon-a', 0, [])
     const b = await start('daemon-b', 1, a.boot)
     await start('daemon-c', 2, a.boot)
@@ -116,17 +101,17 @@ describe.skipIf(!has('sipp') || !existsSync(PCAP) || !existsSync(DIST))('calls a
     await children.killAll()
     await Promise.all(Object.values(daemons).map(async d => { if (d.child != null) await stopDaemon(d.child) }))
     await Promise.all(Object.values(daemons).map(async d => await rm(d.dir, { recursive: true, force: true })))
-    if (work !== '') await rm(work, { recursive: true, force: true })
+    await work?.remove()
   }, 30_000)
 
   it('a SIPp uac at daemon-a calls a SIPp uas registered at daemon-b as alice: 180, 200, ACK, BYE, RTP both ways', async () => {
     const a = daemons['daemon-a']!
     const b = daemons['daemon-b']!
-    const dir = async (name: string): Promise<string> => { const d = join(work, name); await mkdir(d, { recursive: true }); return d }
+    const dir = async (name: string): Promise<string> => await work!.sub(name)
     const alicePort = await freePort()
     const [aliceMedia, bobMedia] = await freeUdpBlocks(2, 4, ...SIPP_MEDIA) as [number, number]
     const reg = await dir('reg')
-    expectOk(await runSipp(children, { scenario: 'register-auth.xml', transport: 'u1', remotePort: b.udp, localPort: alicePort, inf: await writeUsersCsv(join(reg, 'users.csv'), [{ login: 'alice', password: 'pw-alice' }]), dir: reg, args: ['-set', 'domain', 'daemon-b'] }), 'register')
+    expectSippOk(await runSipp(children, { scenario: 'register-auth.xml', transport: 'u1', remotePort: b.udp, localPort: alicePort, inf: await writeUsersCsv(join(reg, 'users.csv'), [{ login: 'alice', password: 'pw-alice' }]), dir: reg, args: ['-set', 'domain', 'daemon-b'] }), 'register')
 
     const uasDir = await dir('uas')
     const uas = runSipp(children, { scenario: 'call-uas.xml', transport: 'u1', remotePort: b.udp, localPort: alicePort, dir: uasDir, timeoutS: 25, traceMsg: true, args: ['-recv_timeout', '20000', '-mp', String(aliceMedia), '-rtp_echo'] })
@@ -135,12 +120,12 @@ describe.skipIf(!has('sipp') || !existsSync(PCAP) || !existsSync(DIST))('calls a
       scenario: 'call-uac.xml', transport: 'u1', remotePort: a.udp, dir: await dir('uac'), timeoutS: 25, traceMsg: true,
       args: ['-s', 'bob', '-au', 'bob', '-ap', 'pw-bob', '-set', 'callee', 'alice', '-set', 'domain', 'daemon-b', '-mp', String(bobMedia), '-d', '3000']
     })
-    expectOk(uac, 'bob (uac at daemon-a)')
+    expectSippOk(uac, 'bob (uac at daemon-a)')
     const uasResult = await uas
-    expectOk(uasResult, 'alice (uas at daemon-b)')
+    expectSippOk(uasResult, 'alice (uas at daemon-b)')
     const statuses = tracedMessages(uac.messages).filter(m => m.dir === 'received').map(m => startLine(m.text).split(' ')[1])
     expect(statuses).toContain('180')
-    const invite = tracedMessages(uasResult.messages).find(m => m.dir === 'received' && /^INVITE /.test(startLine(m.text)))!.text
+    const invite = receivedMessages(uasResult, /^INVITE /)[0]!
     // alice's phone sees the caller as daemon-a vouched for it, and only daemon-b's relay in the SDP
     expect(invite).toMatch(/^P-Asserted-Identity: <sip:bob@daemon-a>/m)
     expect(invite).not.toMatch(/m1-rtp/)
@@ -195,49 +180,17 @@ describe.skipIf(!has('sipp') || !existsSync(PCAP) || !existsSync(DIST))('calls a
     expect((await ringing.final).status).toBe(487)
   }, 40_000)
 
-  it.skipIf(!BARESIP)('baresip at daemon-a calls baresip at daemon-b by grace@daemon-b: each hears the other\'s tone', async () => {
+  it.skipIf(!haveBaresipAudio())('baresip at daemon-a calls baresip at daemon-b by grace@daemon-b: each hears the other\'s tone', async () => {
     const a = daemons['daemon-a']!
     const b = daemons['daemon-b']!
     const [graceRtp, frankRtp] = await freeUdpBlocks(2, 8, 64800, 65499) as [number, number]
-    const baresip = async (d: Daemon, login: string, hz: number, autoAnswer: boolean, rtp: number): Promise<{ out: ReturnType<typeof watch>, recordDir: string, command: (line: string) => Promise<void> }> => {
-      const dir = join(work, `baresip-${login}`)
-      await mkdir(dir, { recursive: true })
-      const wav = join(dir, `tone-${hz}.wav`)
-      await writeFile(wav, encodeWav(tone(hz, 10)))
-      const recordDir = join(dir, 'rec')
-      const sipPort = await freePort()
-      let consPort = await freePort()
-      while (consPort === sipPort) consPort = await freePort()
-      await writeBaresipAudioConfig(dir, {
-        sipPort,
-        accounts: [`<sip:${login}@${d.name};transport=udp>;auth_pass=pw-${login};outbound="sip:127.0.0.1:${d.udp}";audio_codecs=PCMA,PCMU${autoAnswer ? ';answermode=auto' : ''}`],
-        sourceWav: wav,
-        recordDir,
-        rtpPorts: [rtp, rtp + 7],
-        consPort
-      })
-      const out = watch(children.spawn('baresip', ['-f', dir], { cwd: dir }))
-      const command = async (line: string): Promise<void> => {
-        const sock = createSocket('udp4')
-        try {
-          await new Promise<void>((resolve, reject) => { sock.send(`${line}\n`, consPort, '127.0.0.1', (err) => { if (err != null) reject(err); else resolve() }) })
-        } finally {
-          sock.close()
-        }
-      }
-      return { out, recordDir, command }
-    }
-    const heard = async (recordDir: string): Promise<{ rms: number, hz: number, seconds: number }> => {
-      const file = (await readdir(recordDir)).find(f => f.endsWith('-dec.wav'))
-      expect(file, `no -dec.wav in ${recordDir}`).toBeDefined()
-      const pcm = decodeWav(await readFile(join(recordDir, file!)))
-      return { rms: rms(pcm.samples), hz: zeroCrossingHz(pcm), seconds: pcm.samples.length / pcm.sampleRate }
-    }
+    const baresip = async (d: Daemon, login: string, hz: number, autoAnswer: boolean, rtp: number): Promise<TonePhone> =>
+      await startTonePhone(children, { dir: await work!.sub(`baresip-${login}`), login, domain: d.name, proxyPort: d.udp, hz, autoAnswer, rtp })
     const grace = await baresip(b, 'grace', 1000, true, graceRtp)
     expect(await grace.out.waitOutput(/grace@daemon-b: \{0\/UDP\/v4\} 200 OK/, 5000), grace.out.output()).toBe(true)
     const frank = await baresip(a, 'frank', 440, false, frankRtp)
     expect(await frank.out.waitOutput(/frank@daemon-a: \{0\/UDP\/v4\} 200 OK/, 5000), frank.out.output()).toBe(true)
-    const show = (): string => `--- frank ---\n${frank.out.output()}\n--- grace ---\n${grace.out.output()}`.replace(/\[\d+:\d\d:\d\d\] audio=\S+ \(bit\/s\)\s*/g, '')
+    const show = (): string => withoutStatusLines(`--- frank ---\n${frank.out.output()}\n--- grace ---\n${grace.out.output()}`)
 
     await frank.command('/dial sip:grace@daemon-b')
     expect(await grace.out.waitOutput(/answering call on line \d+ from sip:frank@daemon-a/, 10_000), show()).toBe(true)
@@ -248,14 +201,7 @@ describe.skipIf(!has('sipp') || !existsSync(PCAP) || !existsSync(DIST))('calls a
     await frank.command('/hangup')
     expect(await grace.out.waitOutput(/Call with sip:frank@daemon-a terminated/, 5000), show()).toBe(true)
 
-    const graceHeard = await heard(grace.recordDir)
-    const frankHeard = await heard(frank.recordDir)
-    expect(graceHeard.seconds).toBeGreaterThan(1.5)
-    expect(frankHeard.seconds).toBeGreaterThan(1.5)
-    expect(graceHeard.rms, JSON.stringify(graceHeard)).toBeGreaterThan(0.2)
-    expect(frankHeard.rms, JSON.stringify(frankHeard)).toBeGreaterThan(0.2)
-    expect(Math.abs(graceHeard.hz - 440), JSON.stringify(graceHeard)).toBeLessThan(30)
-    expect(Math.abs(frankHeard.hz - 1000), JSON.stringify(frankHeard)).toBeLessThan(50)
+    await expectHeardEachOther(frank, grace)
   }, 40_000)
 
   it('a node that claims another node\'s caller in From is refused (403) by daemon-b', async () => {
@@ -264,32 +210,10 @@ describe.skipIf(!has('sipp') || !existsSync(PCAP) || !existsSync(DIST))('calls a
     let spoofer: TestNode | undefined
     try {
       spoofer = await startNode({ name: 'spoofer', config: { p2p: { bootstrap: b.boot } } })
-      const text = ['INVITE sip:carol@daemon-b SIP/2.0', 'Via: SIP/2.0/P2P spoofer:5060;branch=z9hG4bKspoof1', 'Max-Forwards: 70',
-        'From: <sip:bob@daemon-a>;tag=spoof', 'To: <sip:carol@daemon-b>', 'Call-ID: spoof-1', 'CSeq: 1 INVITE',
-        'Contact: <sip:spoofer:5060;transport=p2p>', 'Content-Length: 0', '', ''].join('\r\n')
       const stream = await spoofer.node.p2p!.dialStream(peerB, SIP_PROTOCOL) as unknown as SipStream
-      const body = Buffer.from(text)
-      const frame = Buffer.alloc(4 + body.length)
-      frame.writeUInt32BE(body.length, 0)
-      body.copy(frame, 4)
-      stream.send(frame)
+      stream.send(sipFrame(p2pInvite({ n: 1, from: 'sip:bob@daemon-a', to: 'sip:carol@daemon-b', via: 'spoofer' })))
       let res: SipResponse | undefined
-      let buf = Buffer.alloc(0)
-      const timer = setTimeout(() => { stream.abort(new Error('timeout')) }, 10_000)
-      try {
-        for await (const chunk of stream) {
-          buf = Buffer.concat([buf, chunk instanceof Uint8Array ? chunk : chunk.subarray()])
-          while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-            const msg = parseMessage(buf.subarray(4, 4 + buf.readUInt32BE(0)))
-            buf = buf.subarray(4 + buf.readUInt32BE(0))
-            if (msg.kind === 'response' && msg.status >= 200) res = msg
-          }
-          if (res != null) break
-        }
-      } catch {} finally {
-        clearTimeout(timer)
-        stream.abort(new Error('done'))
-      }
+      try { res = await finalResponse(stream, 10_000) } catch {} finally { stream.abort(new Error('done')) }
       expect(res?.status).toBe(403)
     } finally {
       await spoofer?.stop()

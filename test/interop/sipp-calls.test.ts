@@ -1,15 +1,15 @@
 // SIPp as both phones of a call through the node: bob (SIPp uas, registered with digest auth) is called by alice
 // (SIPp uac, 407 proxy authentication), RTP from a pcap flows through the node's relay and is echoed back. Checked by
 // SIPp's verdicts, by the SDP each side got (the relay's ports, never the other phone's) and by the call record.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { mkdir } from 'node:fs/promises'
+import { describe, expect, it } from 'vitest'
 import { join } from 'node:path'
 import { existsSync } from 'node:fs'
-import { startNode, type TestNode } from '../helpers/node.js'
+import { startNode } from '../helpers/node.js'
 import { waitForRecords } from '../helpers/records.js'
-import { Children, freePort, has, tempDir } from './lib/tools.js'
+import { freePort, has } from './lib/tools.js'
+import { nodePerTest } from './lib/suite.js'
 import type { CallRecord } from '../../src/routing/index.js'
-import { runSipp, writeUsersCsv, type SippResult } from './lib/sipp.js'
+import { expectSippOk, receivedMessages, runSipp, writeUsersCsv, type SippResult } from './lib/sipp.js'
 import { freeUdpBlocks, sdpAddress, sdpAudioPort, startLine, tracedMessages, waitUdpBound } from './lib/calls.js'
 
 const PCAP = '/usr/share/sip-tester/g711a.pcap'
@@ -17,63 +17,36 @@ const PCAP = '/usr/share/sip-tester/g711a.pcap'
 const SIPP_MEDIA = [64800, 65499] as const
 const USERS = [{ login: 'alice', password: 'pw-alice' }, { login: 'bob', password: 'pw-bob' }]
 
-/**
- * The events SIPp logged, without its watchdog's "Overload warning" lines: those say the host was busy (SIPp's own
- * loop ran late), not that a message was wrong.
- */
-function events (r: SippResult): string {
-  return r.errors.split('\n').filter(l => !/Overload warning: the (minor|major) watchdog/.test(l) && !/^The following events occurred:/.test(l) && l.trim() !== '').join('\n')
-}
-
-function expectOk (r: SippResult, who: string): void {
-  expect({ who, code: r.code, timedOut: r.timedOut, errors: events(r).slice(0, 2000) }, `${who} sipp stderr: ${r.stderr.slice(0, 2000)}`)
-    .toEqual({ who, code: 0, timedOut: false, errors: '' })
-}
-
 /** The text of the first message SIPp received whose start line matches `re`. */
-function received (r: SippResult, re: RegExp): string | undefined {
-  return tracedMessages(r.messages).find(m => m.dir === 'received' && re.test(startLine(m.text)))?.text
-}
+const received = (r: SippResult, re: RegExp): string | undefined => receivedMessages(r, re)[0]
 
 describe.skipIf(!has('sipp') || !existsSync(PCAP))('SIPp calls through the node (B2BUA + media relay)', () => {
-  let n: TestNode | undefined
-  let tmp: { dir: string, remove: () => Promise<void> }
-  const children = new Children()
   let relayMin = 0
   const RELAY_SPAN = 200
 
-  beforeEach(async () => {
-    tmp = await tempDir('sipp-calls')
+  const suite = nodePerTest('sipp-calls', async () => {
     // a relay range of our own, above the ephemeral ports and away from other suites' ranges
     relayMin = 61000 + Math.floor(Math.random() * 15) * RELAY_SPAN
-    n = await startNode({ config: { media: { anchor: 'always', host: '127.0.0.1', port_min: relayMin, port_max: relayMin + RELAY_SPAN - 1 }, routing: { ring_timeout: 10 } } })
+    const n = await startNode({ config: { media: { anchor: 'always', host: '127.0.0.1', port_min: relayMin, port_max: relayMin + RELAY_SPAN - 1 }, routing: { ring_timeout: 10 } } })
     for (const u of USERS) await n.node.users.add(u)
+    return n
   })
-  afterEach(async () => {
-    await children.killAll()
-    await n?.stop()
-    n = undefined
-    await tmp.remove()
-  })
+  const children = suite.children
 
-  const dir = async (name: string): Promise<string> => {
-    const d = join(tmp.dir, name)
-    await mkdir(d, { recursive: true })
-    return d
-  }
+  const dir = async (name: string): Promise<string> => await suite.tmp.sub(name)
 
   /** Registers bob from `port` (the port the uas will then listen on): REGISTER -> 401 -> REGISTER -> 200. */
   const registerBob = async (port: number): Promise<void> => {
     const d = await dir(`reg-${port}`)
     const inf = await writeUsersCsv(join(d, 'users.csv'), [USERS[1]!])
-    const r = await runSipp(children, { scenario: 'register-auth.xml', transport: 'u1', remotePort: n!.udp, localPort: port, inf, dir: d, args: ['-set', 'domain', 'test-node'] })
-    expectOk(r, 'register')
+    const r = await runSipp(children, { scenario: 'register-auth.xml', transport: 'u1', remotePort: suite.n.udp, localPort: port, inf, dir: d, args: ['-set', 'domain', 'test-node'] })
+    expectSippOk(r, 'register')
   }
 
   /** Starts a SIPp uas on `port` (not awaited) and resolves once it listens. */
   const uas = async (scenario: string, port: number, args: string[]): Promise<{ done: Promise<SippResult> }> => {
     const d = await dir(`uas-${port}`)
-    const run = runSipp(children, { scenario, transport: 'u1', remotePort: n!.udp, localPort: port, dir: d, timeoutS: 20, traceMsg: true, args: ['-recv_timeout', '15000', ...args] })
+    const run = runSipp(children, { scenario, transport: 'u1', remotePort: suite.n.udp, localPort: port, dir: d, timeoutS: 20, traceMsg: true, args: ['-recv_timeout', '15000', ...args] })
     expect(await waitUdpBound(port, 5000), `uas on ${port} did not start`).toBe(true)
     // wrapped: an async function returning the bare promise would wait for SIPp to exit
     return { done: run }
@@ -83,7 +56,7 @@ describe.skipIf(!has('sipp') || !existsSync(PCAP))('SIPp calls through the node 
     return await runSipp(children, {
       scenario: 'call-uac.xml',
       transport: 'u1',
-      remotePort: n!.udp,
+      remotePort: suite.n.udp,
       dir: await dir('uac'),
       timeoutS: 20,
       traceMsg: true,
@@ -91,7 +64,7 @@ describe.skipIf(!has('sipp') || !existsSync(PCAP))('SIPp calls through the node 
     })
   }
 
-  const records = async (count: number): Promise<CallRecord[]> => await waitForRecords(n!.node, count)
+  const records = async (count: number): Promise<CallRecord[]> => await waitForRecords(suite.n.node, count)
 
   const inRelay = (port: number | undefined): boolean => port != null && port >= relayMin && port < relayMin + RELAY_SPAN
 
@@ -99,14 +72,14 @@ describe.skipIf(!has('sipp') || !existsSync(PCAP))('SIPp calls through the node 
     const bobPort = await freePort()
     const [bobMedia, aliceMedia] = await freeUdpBlocks(2, 4, ...SIPP_MEDIA) as [number, number]
     await registerBob(bobPort)
-    expect(n!.node.location.lookup('bob')).toHaveLength(1)
+    expect(suite.n.node.location.lookup('bob')).toHaveLength(1)
 
     const bob = await uas('call-uas.xml', bobPort, ['-mp', String(bobMedia), '-rtp_echo'])
     const alice = await uac(aliceMedia, 3000)
     // the caller's verdict first: when it failed, the callee would only wait for its own timeout
-    expectOk(alice, 'alice (uac)')
+    expectSippOk(alice, 'alice (uac)')
     const bobResult = await bob.done
-    expectOk(bobResult, 'bob (uas)')
+    expectSippOk(bobResult, 'bob (uas)')
 
     // alice: challenged once, then ringing and answered
     const statuses = tracedMessages(alice.messages).filter(m => m.dir === 'received').map(m => startLine(m.text).split(' ')[1])
@@ -148,16 +121,16 @@ describe.skipIf(!has('sipp') || !existsSync(PCAP))('SIPp calls through the node 
     const [softMedia, aliceMedia] = await freeUdpBlocks(2, 4, ...SIPP_MEDIA) as [number, number]
     await registerBob(deskPort)
     await registerBob(softPort)
-    expect(n!.node.location.lookup('bob')).toHaveLength(2)
+    expect(suite.n.node.location.lookup('bob')).toHaveLength(2)
 
     const desk = await uas('call-uas-ring.xml', deskPort, [])
     // the softphone rings a moment before answering, so that the desk phone has rung too
     const soft = await uas('call-uas.xml', softPort, ['-mp', String(softMedia), '-rtp_echo', '-d', '500'])
     const alice = await uac(aliceMedia, 1000)
-    expectOk(alice, 'alice (uac)')
+    expectSippOk(alice, 'alice (uac)')
     const [deskResult, softResult] = await Promise.all([desk.done, soft.done])
-    expectOk(softResult, 'soft (uas)')
-    expectOk(deskResult, 'desk (uas, ringing)')
+    expectSippOk(softResult, 'soft (uas)')
+    expectSippOk(deskResult, 'desk (uas, ringing)')
     expect(received(deskResult, /^CANCEL /)).toBeDefined()
     expect(received(deskResult, /^ACK /)).toBeDefined()
     const recs = await records(1)

@@ -2,71 +2,50 @@
 // Asterisk's `line` parameter and gets calls on exactly that URI, extensions arrive as the Request-URI user, 200
 // calls at once pass through one trunk, provider INVITEs reach the DID's extension, and the node's upstream
 // registration comes back after the provider restarts.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { mkdir } from 'node:fs/promises'
+import { afterEach, describe, expect, it } from 'vitest'
 import { join } from 'node:path'
 import { readFile, writeFile } from 'node:fs/promises'
-import { startNode, type TestNode } from '../helpers/node.js'
+import { startNode } from '../helpers/node.js'
 import { waitForRecords } from '../helpers/records.js'
 import { Children, freePort, has, tempDir } from './lib/tools.js'
-import { receivedStatuses, runSipp, type SippResult } from './lib/sipp.js'
-import { startLine, tracedMessages, waitUdpBound } from './lib/calls.js'
+import { nodePerTest } from './lib/suite.js'
+import { expectSippOk, receivedMessages, receivedStatuses, runSipp, writeUsersCsv, type SippResult } from './lib/sipp.js'
+import { startLine, waitUdpBound } from './lib/calls.js'
 
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
 
-function events (r: SippResult): string {
-  return r.errors.split('\n').filter(l => !/Overload warning: the (minor|major) watchdog/.test(l) && !/^The following events occurred:/.test(l) && l.trim() !== '').join('\n')
-}
-
-function expectOk (r: SippResult, who: string): void {
-  expect({ who, code: r.code, timedOut: r.timedOut, errors: events(r).slice(0, 2000) }, `${who} sipp stderr: ${r.stderr.slice(0, 2000)}`)
-    .toEqual({ who, code: 0, timedOut: false, errors: '' })
-}
-
 /** Request-URIs of the INVITEs SIPp received. */
 function inviteUris (r: SippResult): string[] {
-  return tracedMessages(r.messages).filter(m => m.dir === 'received' && /^INVITE /.test(startLine(m.text))).map(m => startLine(m.text).split(' ')[1]!)
+  return receivedMessages(r, /^INVITE /).map(text => startLine(text).split(' ')[1]!)
 }
 
 describe.skipIf(!has('sipp'))('SIPp PBX trunks, DIDs and upstream providers', () => {
-  let n: TestNode | undefined
-  let tmp: { dir: string, remove: () => Promise<void> }
-  const children = new Children()
   let trunk: { username: string, password: string }
 
-  beforeEach(async () => {
-    tmp = await tempDir('sipp-pbx')
-    n = await startNode({ name: 'pbx-node', config: { media: { anchor: 'never' }, routing: { ring_timeout: 20 }, p2p: { enabled: false }, pbx: { did_providers: ['127.0.0.1'] } } })
+  const suite = nodePerTest('sipp-pbx', async () => {
+    const n = await startNode({ name: 'pbx-node', config: { media: { anchor: 'never' }, routing: { ring_timeout: 20 }, p2p: { enabled: false }, pbx: { did_providers: ['127.0.0.1'] } } })
     await n.node.users.add({ login: 'acme', password: 'pw-acme' })
     await n.node.users.add({ login: 'alice', password: 'pw-alice' })
     trunk = await n.node.pbx.addTrunk({ login: 'acme', name: 'office-pbx' })
+    return n
   })
-  afterEach(async () => {
-    await children.killAll()
-    await n?.stop()
-    n = undefined
-    await tmp.remove()
-  })
+  const children = suite.children
 
-  const dir = async (name: string): Promise<string> => {
-    const d = join(tmp.dir, name)
-    await mkdir(d, { recursive: true })
-    return d
-  }
+  const dir = async (name: string): Promise<string> => await suite.tmp.sub(name)
 
   /** The PBX registers its trunk from `port` with `;line=<line>`. */
   const registerPbx = async (port: number, line: string): Promise<void> => {
     const d = await dir(`reg-${port}`)
     const inf = join(d, 'trunk.csv')
     await writeFile(inf, `SEQUENTIAL\n${trunk.username};${trunk.password};[authentication username=${trunk.username} password=${trunk.password}]\n`)
-    const r = await runSipp(children, { scenario: 'pbx-register.xml', transport: 'u1', remotePort: n!.udp, localPort: port, inf, dir: d, args: ['-set', 'domain', 'pbx-node', '-set', 'line', line] })
-    expectOk(r, 'pbx register')
+    const r = await runSipp(children, { scenario: 'pbx-register.xml', transport: 'u1', remotePort: suite.n.udp, localPort: port, inf, dir: d, args: ['-set', 'domain', 'pbx-node', '-set', 'line', line] })
+    expectSippOk(r, 'pbx register')
   }
 
   /** The PBX answering calls on `port` (not awaited); resolves once it listens. */
   const pbxUas = async (port: number, calls: number, extra: string[] = []): Promise<{ done: Promise<SippResult> }> => {
     const d = await dir(`uas-${port}`)
-    const run = runSipp(children, { scenario: 'call-uas.xml', transport: 'u1', remotePort: n!.udp, localPort: port, dir: d, calls, timeoutS: 60, traceMsg: calls < 10, args: ['-recv_timeout', '50000', ...extra] })
+    const run = runSipp(children, { scenario: 'call-uas.xml', transport: 'u1', remotePort: suite.n.udp, localPort: port, dir: d, calls, timeoutS: 60, traceMsg: calls < 10, args: ['-recv_timeout', '50000', ...extra] })
     expect(await waitUdpBound(port, 5000), `uas on ${port} did not start`).toBe(true)
     return { done: run }
   }
@@ -75,7 +54,7 @@ describe.skipIf(!has('sipp'))('SIPp PBX trunks, DIDs and upstream providers', ()
     return await runSipp(children, {
       scenario: 'pbx-call-uac.xml',
       transport: 'u1',
-      remotePort: n!.udp,
+      remotePort: suite.n.udp,
       dir: await dir(name),
       calls,
       timeoutS: 60,
@@ -87,19 +66,19 @@ describe.skipIf(!has('sipp'))('SIPp PBX trunks, DIDs and upstream providers', ()
   it('calls to acme reach the PBX on its registered Contact, line parameter kept; acme.201 arrives as user 201', async () => {
     const port = await freePort()
     await registerPbx(port, 'xkq3bzn')
-    expect(n!.node.location.lookup('acme')).toMatchObject([{ trunk: 'office-pbx', contact: `sip:s@127.0.0.1:${port};line=xkq3bzn` }])
+    expect(suite.n.node.location.lookup('acme')).toMatchObject([{ trunk: 'office-pbx', contact: `sip:s@127.0.0.1:${port};line=xkq3bzn` }])
 
     let pbx = await pbxUas(port, 1)
-    expectOk(await caller('main', 'acme', 1), 'alice -> acme')
+    expectSippOk(await caller('main', 'acme', 1), 'alice -> acme')
     let r = await pbx.done
-    expectOk(r, 'pbx (main)')
+    expectSippOk(r, 'pbx (main)')
     expect(inviteUris(r)).toEqual([`sip:s@127.0.0.1:${port};line=xkq3bzn`])
 
-    await n!.node.pbx.setSettings('acme', { mode: 'extensions' })
+    await suite.n.node.pbx.setSettings('acme', { mode: 'extensions' })
     pbx = await pbxUas(port, 1)
-    expectOk(await caller('ext', 'acme.201', 1), 'alice -> acme.201')
+    expectSippOk(await caller('ext', 'acme.201', 1), 'alice -> acme.201')
     r = await pbx.done
-    expectOk(r, 'pbx (extension)')
+    expectSippOk(r, 'pbx (extension)')
     expect(inviteUris(r)).toEqual([`sip:201@127.0.0.1:${port};line=xkq3bzn`])
   }, 60_000)
 
@@ -108,58 +87,57 @@ describe.skipIf(!has('sipp'))('SIPp PBX trunks, DIDs and upstream providers', ()
     await registerPbx(port, 'load')
     const pbx = await pbxUas(port, 200)
     let peak = 0
-    const poll = setInterval(() => { peak = Math.max(peak, n!.node.calls.size) }, 20)
+    const poll = setInterval(() => { peak = Math.max(peak, suite.n.node.calls.size) }, 20)
     try {
       // 200 at once (-l 200), each held 8 s, started at 200 per second
       const alice = await caller('load', 'acme', 200, ['-l', '200', '-r', '200', '-d', '8000'])
-      expectOk(alice, 'alice (200 calls)')
+      expectSippOk(alice, 'alice (200 calls)')
       expect(alice.stats['SuccessfulCall(C)']).toBe('200')
       const r = await pbx.done
-      expectOk(r, 'pbx (200 calls)')
+      expectSippOk(r, 'pbx (200 calls)')
     } finally {
       clearInterval(poll)
     }
     expect(peak).toBe(200)
-    const records = await waitForRecords(n!.node, 200, 20_000)
+    const records = await waitForRecords(suite.n.node, 200, 20_000)
     expect(records.filter(c => c.status === 200)).toHaveLength(200)
   }, 120_000)
 
   it('a DID provider reaches the mapped extension; an unknown DID gets 404; a PBX calls out with its trunk login', async () => {
-    await n!.node.pbx.setSettings('acme', { mode: 'extensions' })
-    await n!.node.pbx.addDid('+15551234567', 'acme.201')
+    await suite.n.node.pbx.setSettings('acme', { mode: 'extensions' })
+    await suite.n.node.pbx.addDid('+15551234567', 'acme.201')
     const port = await freePort()
     await registerPbx(port, 'did')
     const pbx = await pbxUas(port, 1)
     const provider = async (name: string, callee: string): Promise<SippResult> => await runSipp(children, {
-      scenario: 'invite-noauth.xml', transport: 'u1', remotePort: n!.udp, dir: await dir(name), timeoutS: 20, traceMsg: true,
+      scenario: 'invite-noauth.xml', transport: 'u1', remotePort: suite.n.udp, dir: await dir(name), timeoutS: 20, traceMsg: true,
       args: ['-s', '+12125550100', '-set', 'callee', callee, '-set', 'domain', 'pbx-node', '-d', '500']
     })
     const ok = await provider('did', '+15551234567')
-    expectOk(ok, 'provider')
+    expectSippOk(ok, 'provider')
     expect(receivedStatuses(ok.messages)).toContain(200)
     const r = await pbx.done
-    expectOk(r, 'pbx (DID)')
+    expectSippOk(r, 'pbx (DID)')
     expect(inviteUris(r)).toEqual([`sip:201@127.0.0.1:${port};line=did`])
 
     const unknown = await provider('unknown', '+15559999999')
-    expectOk(unknown, 'provider (unknown DID)')
+    expectSippOk(unknown, 'provider (unknown DID)')
     expect(receivedStatuses(unknown.messages)).toContain(404)
 
     // the PBX (extension 201, trunk credentials) calls alice, who answers as a SIPp uas
     const alicePort = await freePort()
     const d = await dir('alice-reg')
-    const inf = join(d, 'alice.csv')
-    await writeFile(inf, 'SEQUENTIAL\nalice;pw-alice;[authentication username=alice password=pw-alice]\n')
-    expectOk(await runSipp(children, { scenario: 'register-auth.xml', transport: 'u1', remotePort: n!.udp, localPort: alicePort, inf, dir: d, args: ['-set', 'domain', 'pbx-node'] }), 'alice register')
+    const inf = await writeUsersCsv(join(d, 'alice.csv'), [{ login: 'alice', password: 'pw-alice' }])
+    expectSippOk(await runSipp(children, { scenario: 'register-auth.xml', transport: 'u1', remotePort: suite.n.udp, localPort: alicePort, inf, dir: d, args: ['-set', 'domain', 'pbx-node'] }), 'alice register')
     const alice = await pbxUas(alicePort, 1)
     const out = await runSipp(children, {
-      scenario: 'pbx-call-uac.xml', transport: 'u1', remotePort: n!.udp, dir: await dir('pbx-out'), timeoutS: 20, traceMsg: true,
+      scenario: 'pbx-call-uac.xml', transport: 'u1', remotePort: suite.n.udp, dir: await dir('pbx-out'), timeoutS: 20, traceMsg: true,
       args: ['-s', '201', '-au', trunk.username, '-ap', trunk.password, '-set', 'callee', 'alice', '-set', 'domain', 'pbx-node', '-d', '500']
     })
-    expectOk(out, 'pbx -> alice')
+    expectSippOk(out, 'pbx -> alice')
     const got = await alice.done
-    expectOk(got, 'alice (uas)')
-    const invite = tracedMessages(got.messages).find(m => m.dir === 'received' && /^INVITE /.test(startLine(m.text)))!.text
+    expectSippOk(got, 'alice (uas)')
+    const invite = receivedMessages(got, /^INVITE /)[0]!
     expect(invite).toMatch(/^From: <sip:acme@pbx-node>/m)
   }, 90_000)
 })
@@ -173,9 +151,8 @@ describe.skipIf(!has('sipp'))('SIPp upstream provider', () => {
     const port = await freePort()
     const dirs: string[] = []
     const provider = async (nodePort: number): Promise<{ done: Promise<SippResult> }> => {
-      const d = join(tmp.dir, `p-${Date.now()}`)
+      const d = await tmp.sub(`p-${Date.now()}`)
       dirs.push(d)
-      await mkdir(d, { recursive: true })
       const run = runSipp(children, {
         scenario: 'provider-registrar.xml', transport: 'u1', remotePort: nodePort, localPort: port, dir: d, calls: 1, timeoutS: 100, traceMsg: true,
         args: ['-set', 'user', '15551234567', '-set', 'pass', 'provider-secret', '-set', 'grant', '3', '-recv_timeout', '50000']

@@ -1,7 +1,9 @@
 import { readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { expect } from 'vitest'
 import { freePort, type Children, type RunResult } from './tools.js'
+import { startLine, tracedMessages } from './calls.js'
 
 /** Folder of the SIPp scenarios shipped with the interop tests. */
 export const SCENARIOS = join(dirname(fileURLToPath(import.meta.url)), '..', 'scenarios')
@@ -99,4 +101,23 @@ export async function writeUsersCsv (file: string, users: Array<{ login: string,
 export function receivedStatuses (messages: string): number[] {
   // SIPp writes an unexpected message a second time ("Unexpected UDP message received:"): count the first only
   return [...messages.matchAll(/message received \[\d+\] bytes :\s*\n\s*SIP\/2\.0 (\d{3}) /g)].map(m => Number(m[1]))
+}
+
+/**
+ * The events SIPp logged, without its watchdog's "Overload warning" lines: those say the host was busy (SIPp's own
+ * loop ran late), not that a message was wrong.
+ */
+export function sippEvents (r: SippResult): string {
+  return r.errors.split('\n').filter(l => !/Overload warning: the (minor|major) watchdog/.test(l) && !/^The following events occurred:/.test(l) && l.trim() !== '').join('\n')
+}
+
+/** SIPp exited 0, in time, with no event logged; `who` names the run in the failure. */
+export function expectSippOk (r: SippResult, who: string): void {
+  expect({ who, code: r.code, timedOut: r.timedOut, errors: sippEvents(r).slice(0, 2000) }, `${who} sipp stderr: ${r.stderr.slice(0, 2000)}`)
+    .toEqual({ who, code: 0, timedOut: false, errors: '' })
+}
+
+/** The texts of the messages SIPp received (from its -trace_msg log) whose start line matches `re`, in order. */
+export function receivedMessages (r: SippResult, re: RegExp): string[] {
+  return tracedMessages(r.messages).filter(m => m.dir === 'received' && re.test(startLine(m.text))).map(m => m.text)
 }

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { createSocket } from 'node:dgram'
 import { tmpdir } from 'node:os'
@@ -138,10 +138,21 @@ export function watch (child: ChildProcess): Watched {
   }
 }
 
-/** A fresh temporary directory and a function removing it. */
-export async function tempDir (prefix: string): Promise<{ dir: string, remove: () => Promise<void> }> {
+export interface TempDir {
+  dir: string
+  /** creates (if need be) the folder `name` inside it and returns its path */
+  sub: (name: string) => Promise<string>
+  remove: () => Promise<void>
+}
+
+/** A fresh temporary directory, a way to make folders in it, and a function removing it. */
+export async function tempDir (prefix: string): Promise<TempDir> {
   const dir = await mkdtemp(join(tmpdir(), `m1node-${prefix}-`))
-  return { dir, remove: async () => { await rm(dir, { recursive: true, force: true }) } }
+  return {
+    dir,
+    sub: async (name) => { const d = join(dir, name); await mkdir(d, { recursive: true }); return d },
+    remove: async () => { await rm(dir, { recursive: true, force: true }) }
+  }
 }
 
 async function canBind (port: number): Promise<boolean> {
