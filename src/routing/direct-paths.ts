@@ -45,6 +45,11 @@ export interface DirectPathsInit {
   gatherTimeoutMs?: number
   /** Milliseconds a failed attempt waits before the next call with that peer may try again. @default 5000 */
   retryAfterMs?: number
+  /**
+   * Milliseconds the path stays up after the last call with the peer ended, so that the far node's end of the call
+   * (its BYE may still be on the way) does not see the path close first, and a next call finds it open. @default 3000
+   */
+  lingerMs?: number
 }
 
 /** One PeerConnection and its data channel with one peer. */
@@ -61,6 +66,7 @@ interface Path {
   closedAt: number
   timer?: ReturnType<typeof setInterval>
   deadline?: ReturnType<typeof setTimeout>
+  linger?: ReturnType<typeof setTimeout>
 }
 
 /**
@@ -113,16 +119,28 @@ export class DirectPaths {
   want (peer: string): void {
     if (!this.running) return
     const existing = this.paths.get(peer)
+    if (existing?.linger != null) { clearTimeout(existing.linger); existing.linger = undefined }
     if (existing != null && (existing.state !== 'closed' || Date.now() - existing.closedAt < (this.init.retryAfterMs ?? 5000))) return
     if (existing != null) this.paths.delete(peer)
     if (this.components.selfPeerId() >= peer) return
     void this.offer(peer)
   }
 
-  /** The last call with `peer` ended: its PeerConnection closes. */
+  /** The last call with `peer` ended: its PeerConnection closes after `lingerMs` (at once when stopping). */
   release (peer: string): void {
     const path = this.paths.get(peer)
     if (path == null) return
+    const ms = this.init.lingerMs ?? 3000
+    if (this.running && ms > 0 && path.state !== 'closed') {
+      if (path.linger == null) {
+        path.linger = setTimeout(() => {
+          path.linger = undefined
+          if (this.paths.get(peer) === path) this.paths.delete(peer)
+          this.close(path, 'released')
+        }, ms)
+      }
+      return
+    }
     this.paths.delete(peer)
     this.close(path, 'released')
   }
@@ -238,7 +256,7 @@ export class DirectPaths {
         const kind = buf[2]!
         if (kind === KIND_PROBE) {
           buf[2] = KIND_ECHO
-          dc.sendMessageBinary(buf)
+          path.dc?.sendMessageBinary(buf)
         } else if (kind === KIND_ECHO) {
           this.setActive(path, true)
         } else {
@@ -281,6 +299,11 @@ export class DirectPaths {
     path.closedAt = Date.now()
     if (path.timer != null) clearInterval(path.timer)
     if (path.deadline != null) clearTimeout(path.deadline)
+    if (path.linger != null) {
+      // released already: nothing will ask for it again
+      clearTimeout(path.linger)
+      if (this.paths.get(path.peer) === path) this.paths.delete(path.peer)
+    }
     if (wasConnecting && why !== 'released' && why !== 'replaced') this.attempts?.inc({ outcome: 'failed' })
     this.components.logger?.[wasConnecting && why !== 'released' ? 'info' : 'debug']({ err, peer: path.peer, why }, 'direct media path closed')
     this.setActive(path, false)

@@ -147,11 +147,15 @@ export class P2pMediaLinks {
     m?.gauge('m1node_media_p2p_streams', 'Open /m1/rtp/1.0.0 streams', [], () => this.links.size)
     m?.gauge('m1node_media_p2p_legs', 'Call legs whose media rides on /m1/rtp/1.0.0', [], () => this.byToken.size)
     this.refused = m?.counter('m1node_media_p2p_refused_total', '/m1/rtp/1.0.0 streams or hellos refused', ['reason'])
-    const { request, handle } = components.p2p
+    const p2p = components.p2p
     const self = components.selfPeerId
-    if (init.direct !== false && request != null && handle != null && self != null) {
+    if (init.direct !== false && p2p.request != null && p2p.handle != null && self != null) {
       this.direct = new DirectPaths({
-        p2p: { request, handle, unhandle: async (p) => { await components.p2p.unhandle(p) } },
+        p2p: {
+          request: async (peer, protocol, frame, options) => await p2p.request!(peer, protocol, frame, options),
+          handle: async (protocol, handler, options) => { await p2p.handle!(protocol, handler, options) },
+          unhandle: async (protocol) => { await p2p.unhandle(protocol) }
+        },
         selfPeerId: self,
         iceServers: () => components.iceServers?.() ?? [],
         allowed: (peer) => { for (const leg of this.byToken.values()) if (leg.peer === peer && !leg.ended) return true; return false },
