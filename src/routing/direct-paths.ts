@@ -193,7 +193,7 @@ export class DirectPaths {
       const answer = await this.components.p2p.request(peer, ICE_PROTOCOL, { type: 'offer', sdp }, { signal: AbortSignal.timeout(this.init.timeoutMs ?? 10_000) })
       if (isClosed(path)) return
       if (answer.type !== 'answer' || typeof answer.sdp !== 'string' || answer.sdp.length > MAX_SDP) throw new Error('bad ICE answer')
-      path.pc.setRemoteDescription(answer.sdp, 'answer' as never)
+      await this.applyRemote(path, answer.sdp, 'answer')
     } catch (err) {
       if (path != null) this.close(path, 'offer failed', err)
     }
@@ -209,12 +209,36 @@ export class DirectPaths {
     const path = this.newPath(peer, false)
     try {
       path.pc.onDataChannel((dc) => { this.wire(path, dc) })
-      path.pc.setRemoteDescription(frame.sdp, 'offer' as never)
+      await this.applyRemote(path, frame.sdp, 'offer')
       const sdp = await this.gathered(path.pc)
       return { type: 'answer', sdp }
     } catch (err) {
       this.close(path, 'answer failed', err)
       return { type: 'error', code: 'ice', message: 'cannot answer' }
+    }
+  }
+
+  /**
+   * Sets the remote description without its candidates, then adds them one by one: libdatachannel sometimes
+   * refuses candidates given with the description before its ICE transport exists ("remote candidate without ICE
+   * transport"), so a refused one is tried again a little later.
+   */
+  private async applyRemote (path: Path, sdp: string, type: 'offer' | 'answer'): Promise<void> {
+    const lines = sdp.split(/\r?\n/)
+    const candidates = lines.filter(l => l.startsWith('a=candidate:')).map(l => l.slice(2))
+    const mid = /^a=mid:(\S+)/m.exec(sdp)?.[1] ?? '0'
+    path.pc.setRemoteDescription(lines.filter(l => !l.startsWith('a=candidate:') && l !== 'a=end-of-candidates').join('\r\n'), type as never)
+    for (const c of candidates.slice(0, 32)) {
+      for (let attempt = 0; ; attempt++) {
+        if (path.state === 'closed') return
+        try {
+          path.pc.addRemoteCandidate(c, mid)
+          break
+        } catch (err) {
+          if (attempt >= 10) { this.components.logger?.debug({ err, candidate: c }, 'remote candidate refused'); break }
+          await new Promise(resolve => setTimeout(resolve, 20))
+        }
+      }
     }
   }
 
@@ -304,7 +328,14 @@ export class DirectPaths {
       clearTimeout(path.linger)
       if (this.paths.get(path.peer) === path) this.paths.delete(path.peer)
     }
-    if (wasConnecting && why !== 'released' && why !== 'replaced') this.attempts?.inc({ outcome: 'failed' })
+    if (wasConnecting && why !== 'released' && why !== 'replaced') {
+      this.attempts?.inc({ outcome: 'failed' })
+      // an attempt that failed while calls go on is made again (ICE checks can time out on a busy host)
+      if (path.offerer && this.running) {
+        const retry = setTimeout(() => { if (this.paths.get(path.peer) === path && this.components.allowed(path.peer)) this.want(path.peer) }, (this.init.retryAfterMs ?? 5000) + 10)
+        retry.unref()
+      }
+    }
     this.components.logger?.[wasConnecting && why !== 'released' ? 'info' : 'debug']({ err, peer: path.peer, why }, 'direct media path closed')
     this.setActive(path, false)
     // the native objects are closed outside their own callbacks

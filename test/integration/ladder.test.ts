@@ -129,8 +129,8 @@ describe('media path ladder between two nodes', () => {
       const before = [c.aliceRtp.received.length, c.bobRtp.received.length]
       await sleep(1000)
       // about 50 packets a second each way: all on the stream now
-      expect(c.aliceRtp.received.length - before[0]!).toBeGreaterThan(40)
-      expect(c.bobRtp.received.length - before[1]!).toBeGreaterThan(40)
+      expect(c.aliceRtp.received.length - before[0]!).toBeGreaterThan(30)
+      expect(c.bobRtp.received.length - before[1]!).toBeGreaterThan(30)
     } finally {
       await c.bye()
     }
@@ -156,8 +156,8 @@ describe('media path ladder between two nodes', () => {
       expect(Date.now() - t0).toBeLessThan(4500)
       const before = [c.aliceRtp.received.length, c.bobRtp.received.length]
       await sleep(1000)
-      expect(c.aliceRtp.received.length - before[0]!).toBeGreaterThan(40)
-      expect(c.bobRtp.received.length - before[1]!).toBeGreaterThan(40)
+      expect(c.aliceRtp.received.length - before[0]!).toBeGreaterThan(30)
+      expect(c.bobRtp.received.length - before[1]!).toBeGreaterThan(30)
     } finally {
       await c.bye()
     }

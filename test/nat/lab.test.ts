@@ -125,7 +125,7 @@ describe.skipIf(SKIP != null)('NAT lab: nodes behind NAT reach each other throug
     return { uac, uas: uasResult, paths }
   }
 
-  const lastRecord = async (d: LabDaemon): Promise<{ status: number, media?: { packets: { a2b: number, b2a: number } } }> => {
+  const lastRecord = async (d: LabDaemon): Promise<{ status: number, media?: { packets: { a2b: number, b2a: number } }, mediaPath?: string, mediaPaths?: Array<{ at: number, path: string }> }> => {
     const r = await cliIn(d.ns, ['calls', 'list', '--json', '--data', d.dir])
     const lines = r.stdout.split('\n').filter(l => l.trim() !== '')
     return JSON.parse(lines[0]!)
@@ -159,7 +159,7 @@ describe.skipIf(SKIP != null)('NAT lab: nodes behind NAT reach each other throug
     const t0 = Date.now()
     await startPair()
     const reachableMs = Date.now() - t0
-    const { uac, uas, paths } = await call('eim', 4000)
+    const { uac, uas, paths } = await call('eim', 6000)
     expectOk(uac, 'bob (uac, LAN 1)')
     expectOk(uas, 'alice (uas, LAN 2)')
     const rec = await lastRecord(a!)
@@ -169,7 +169,14 @@ describe.skipIf(SKIP != null)('NAT lab: nodes behind NAT reach each other throug
     // the call was carried through a relay; DCUtR runs on that connection, and whether it went direct is
     // reported, not assumed
     expect(paths.has('relayed')).toBe(true)
-    console.log(`NAT lab (eim): both nodes reachable ${reachableMs} ms after start; paths seen during the call: ${[...paths].join(', ')}`)
+    // the media path ladder: first packets on the relayed stream, then ICE (STUN on the relays) punches through
+    // both endpoint-independent NATs and the data channel carries the media to the end
+    expect(rec.mediaPaths![0]!.path).toBe('stream-relayed')
+    expect(rec.mediaPath).toBe('datachannel')
+    const recB = await lastRecord(b!)
+    expect(recB.mediaPath).toBe('datachannel')
+    const switchMs = rec.mediaPaths!.length > 1 ? rec.mediaPaths![1]!.at - rec.mediaPaths![0]!.at : -1
+    console.log(`NAT lab (eim): both nodes reachable ${reachableMs} ms after start; paths seen during the call: ${[...paths].join(', ')}; media ${rec.mediaPaths!.map(p => p.path).join(' > ')} (data channel ${switchMs} ms after the stream)`)
   }, 60_000)
 
   it('(b) symmetric NATs: the same call works relayed', async () => {
@@ -183,8 +190,10 @@ describe.skipIf(SKIP != null)('NAT lab: nodes behind NAT reach each other throug
     expect(rec.status).toBe(200)
     expect(rec.media!.packets.a2b).toBeGreaterThan(20)
     expect(rec.media!.packets.b2a).toBeGreaterThan(20)
-    // no hole punching through symmetric NATs: relayed the whole call
+    // no hole punching through symmetric NATs: relayed the whole call, and ICE finds no pair either (no TURN)
     expect([...paths]).toEqual(['relayed'])
+    expect(rec.mediaPath).toBe('stream-relayed')
+    expect(rec.mediaPaths!.map(p => p.path)).toEqual(['stream-relayed'])
   }, 60_000)
 
   it('(c) a relay dies: with the second relay, new calls work again within a bounded time', async () => {
