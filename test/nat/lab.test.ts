@@ -131,6 +131,11 @@ describe.skipIf(SKIP != null)('NAT lab: nodes behind NAT reach each other throug
     return JSON.parse(lines[0]!)
   }
 
+  /** node-a's log lines about the direct media path (which ICE pair, which switches). */
+  const directLog = (): string => a!.output().split('\n').filter(l => /direct media path|media path switched/.test(l)).map(l => {
+    try { const j = JSON.parse(l) as { msg: string, pair?: string, path?: string, why?: string }; return `${j.msg}${j.pair != null ? ` (${j.pair})` : ''}${j.path != null ? ` to ${j.path}` : ''}${j.why != null ? ` (${j.why})` : ''}` } catch { return l }
+  }).join('; ')
+
   /** 'relayed' or 'direct': how node-a is connected to node-b now. */
   const path = async (): Promise<string> => {
     const idB = (await status(b!)).peerId
@@ -173,6 +178,7 @@ describe.skipIf(SKIP != null)('NAT lab: nodes behind NAT reach each other throug
     // both endpoint-independent NATs and the data channel carries the media to the end
     expect(rec.mediaPaths![0]!.path).toBe('stream-relayed')
     expect(rec.mediaPath).toBe('datachannel')
+    console.log(`NAT lab (eim): node-a: ${directLog()}`)
     const recB = await lastRecord(b!)
     expect(recB.mediaPath).toBe('datachannel')
     const switchMs = rec.mediaPaths!.length > 1 ? rec.mediaPaths![1]!.at - rec.mediaPaths![0]!.at : -1
@@ -192,6 +198,7 @@ describe.skipIf(SKIP != null)('NAT lab: nodes behind NAT reach each other throug
     expect(rec.media!.packets.b2a).toBeGreaterThan(20)
     // no hole punching through symmetric NATs: relayed the whole call, and ICE finds no pair either (no TURN)
     expect([...paths]).toEqual(['relayed'])
+    console.log(`NAT lab (symmetric): node-a: ${directLog()}`)
     expect(rec.mediaPath).toBe('stream-relayed')
     expect(rec.mediaPaths!.map(p => p.path)).toEqual(['stream-relayed'])
   }, 60_000)
