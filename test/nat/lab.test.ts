@@ -128,7 +128,8 @@ describe.skipIf(SKIP != null)('NAT lab: nodes behind NAT reach each other throug
   const lastRecord = async (d: LabDaemon): Promise<{ status: number, media?: { packets: { a2b: number, b2a: number } }, mediaPath?: string, mediaPaths?: Array<{ at: number, path: string }> }> => {
     const r = await cliIn(d.ns, ['calls', 'list', '--json', '--data', d.dir])
     const lines = r.stdout.split('\n').filter(l => l.trim() !== '')
-    return JSON.parse(lines[0]!)
+    // oldest first, and the nodes keep their data directories between cases: the last line is the last call
+    return JSON.parse(lines[lines.length - 1]!)
   }
 
   /** node-a's log lines about the direct media path (which ICE pair, which switches). */
