@@ -66,7 +66,7 @@ try {
       console.log(`${nat} try ${i + 1}: ${r.ok ? `data channel carrying after ${r.ms} ms (${r.pair})` : `no direct path${r.error != null ? `: ${r.error}` : ''}`}`)
     }
     const ok = tries.filter(t => t.ok)
-    results[nat] = { tries: TRIES, succeeded: ok.length, p50Ms: pct(ok.map(t => t.ms), 50), maxMs: ok.length > 0 ? Math.max(...ok.map(t => t.ms)) : null, pairs: [...new Set(ok.map(t => t.pair?.replace(/:\d+/g, '')))] }
+    results[nat] = { tries: TRIES, succeeded: ok.length, p50Ms: pct(ok.map(t => t.ms), 50), maxMs: ok.length > 0 ? Math.max(...ok.map(t => t.ms)) : null, pairs: [...new Set(ok.map(t => t.pair?.replace(/:\d+/g, '')).filter(p => p != null))] }
   }
 } finally {
   stun?.kill('SIGKILL')
