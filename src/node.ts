@@ -199,7 +199,19 @@ export class M1Node {
     const directory = this.directory
     // media of calls between nodes rides on libp2p streams (routing opens them, media/ only sees packets)
     const remoteMedia = p2p != null && media != null
-      ? this.mediaLinks = new P2pMediaLinks({ p2p, relay: media, logger: forComponent(logger, 'routing:p2p-media'), metrics })
+      ? this.mediaLinks = new P2pMediaLinks({
+        p2p,
+        relay: media,
+        selfPeerId: () => this.identity.peerId,
+        // STUN on the relays we hold tells ICE our public mapping (src/p2p/stun.ts runs on every relay)
+        iceServers: () => stunServers(p2p.relayAddresses(), config.p2p.stunPort),
+        logger: forComponent(logger, 'routing:p2p-media'),
+        metrics
+      }, {
+        direct: config.p2p.directMedia,
+        // a node listening on loopback only (tests, a single host) keeps ICE on loopback too
+        directPath: config.p2p.listen.every(a => a.startsWith('/ip4/127.')) ? { bindAddress: '127.0.0.1' } : {}
+      })
       : undefined
     const calls = this.calls = new B2bua({
       stack,
@@ -491,4 +503,14 @@ export function advertisedAddress (configured: string, host: string): string {
     for (const a of list ?? []) if (!a.internal && a.family === 'IPv4') return a.address
   }
   return '127.0.0.1'
+}
+
+/** `stun:<ip>:<port>` for each relay multiaddr with an IPv4 address (`/ip4/<ip>/tcp/...`). */
+export function stunServers (relayAddrs: string[], port: number): string[] {
+  const out = new Set<string>()
+  for (const a of relayAddrs) {
+    const m = /^\/ip4\/(\d{1,3}(?:\.\d{1,3}){3})\//.exec(a)
+    if (m != null) out.add(`stun:${m[1]!}:${port}`)
+  }
+  return [...out]
 }

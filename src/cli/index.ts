@@ -237,6 +237,7 @@ export function buildProgram (): Command {
           ? JSON.stringify(c)
           : [new Date(c.startedAt).toISOString(), c.caller, '->', c.callee, String(c.status), c.reason, `${Math.round(c.durationMs / 1000)}s`,
               c.media != null ? `${c.media.packets.a2b}/${c.media.packets.b2a} pkts` : '',
+              c.mediaPath != null ? `media ${(c.mediaPaths != null && c.mediaPaths.length > 1 ? c.mediaPaths.map(p => p.path) : [c.mediaPath]).join('>')}` : '',
               ...c.legs.filter(l => l.node != null).map(l => `${l.side === 'a' ? 'from' : 'via'} node ${l.node!}`)].join('  ').trimEnd())
         if (lines.length > 0) process.stdout.write(lines.join('\n') + '\n')
       })

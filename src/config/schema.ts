@@ -85,7 +85,9 @@ export const SCHEMA = {
     public: { type: 'string', default: 'auto', values: ['auto', 'true', 'false'], doc: 'Whether other nodes can reach this one at its own addresses. false: behind NAT, so reserve slots on relays and announce /p2p-circuit addresses. auto: public when a listen or announce address (or, for 0.0.0.0, an interface) is a public IP, or when allow_private_addresses is on.' },
     relays: { type: 'string[]', default: [], doc: 'Relays to reserve on first when behind NAT, as multiaddrs ending in /p2p/<peer id>. Bootstrap peers that are relays and relays found in the DHT are used too.', check: (v: string[]) => v.every(a => a.startsWith('/') && a.includes('/p2p/') && !a.includes('/p2p-circuit')) ? undefined : 'every entry must be a multiaddr ending in /p2p/<peer id>' },
     relay_reservations: { type: 'integer', default: 2, min: 1, max: 8, doc: 'Relays a node behind NAT holds reservations on at once.' },
-    hole_punching: { type: 'boolean', default: true, doc: 'Run DCUtR: a relayed connection moves to a direct one when the NATs allow it.' }
+    hole_punching: { type: 'boolean', default: true, doc: 'Run DCUtR: a relayed connection moves to a direct one when the NATs allow it.' },
+    direct_media: { type: 'boolean', default: true, doc: 'Try a direct UDP path (ICE with an unreliable data channel, /m1/ice/1.0.0) for call media to another node; media moves to it once it answers probes and back to the libp2p stream when it goes quiet.' },
+    stun_port: port('UDP port of the STUN responder on the relays this node holds (their relay.stun_port), used as ICE servers for direct media.', 3478)
   },
   relay: {
     enabled: { type: 'boolean', default: false, doc: 'Volunteer as a relay (circuit relay v2 server) for nodes behind NAT, and answer STUN binding requests. `m1node start --relay` turns it on.' },

@@ -8,7 +8,7 @@ import type { Binding } from '../registrar/index.js'
 import type { CallRecord, CdrLeg } from './cdr.js'
 import { CallLimitError } from './errors.js'
 import { errorResponse } from './sip-errors.js'
-import { tokenOf, withToken, withoutToken } from './p2p-media.js'
+import { tokenOf, withToken, withoutToken, type MediaPathReport } from './p2p-media.js'
 
 type Side = 'a' | 'b'
 
@@ -23,7 +23,8 @@ export interface MediaAnchor {
 export interface RemoteMedia {
   expect: (callId: string, side: Side, peer: string) => string
   connect: (callId: string, side: Side, peer: string, token: string) => void
-  end: (callId: string) => void
+  /** the call ended; returns the media path its remote leg used, if any */
+  end: (callId: string) => MediaPathReport | undefined | void
 }
 
 export interface B2buaComponents {
@@ -174,10 +175,12 @@ export class B2bua {
   private readonly dialogs = new Map<string, { call: Call, side: Side }>()
   private readonly perLogin = new Map<string, number>()
   private readonly callsTotal?: MetricCounter
+  private readonly callsByPath?: MetricCounter
 
   constructor (private readonly components: B2buaComponents, private readonly init: B2buaInit) {
     const m = components.metrics
     this.callsTotal = m?.counter('m1node_calls_total', 'Call attempts by outcome', ['direction', 'result'])
+    this.callsByPath = m?.counter('m1node_calls_by_media_path_total', 'Ended calls that had media, by the path that carried it at the end (udp, stream-direct, stream-relayed, datachannel)', ['path'])
     m?.gauge('m1node_calls_active', 'Calls ringing or answered', [], () => this.calls.size)
   }
 
@@ -668,7 +671,7 @@ export class B2bua {
       if (n <= 0) this.perLogin.delete(key)
       else this.perLogin.set(key, n)
     }
-    this.components.remoteMedia?.end(call.id)
+    const path = this.components.remoteMedia?.end(call.id) ?? undefined
     const media = call.anchored ? this.components.media?.delete(call.id) : undefined
     const endedAt = Date.now()
     const legs: CdrLeg[] = [
@@ -686,8 +689,11 @@ export class B2bua {
       status,
       reason,
       legs,
-      ...(media != null ? { media: { packets: { ...media.packets }, bytes: { ...media.bytes } } } : {})
+      ...(media != null ? { media: { packets: { ...media.packets }, bytes: { ...media.bytes } } } : {}),
+      // media between nodes names its carriers; a call between phones of this node (answered) went over UDP
+      ...(path != null ? { mediaPath: path.path, mediaPaths: path.switches } : call.answeredAt != null ? { mediaPath: 'udp' as const } : {})
     }
+    if (rec.mediaPath != null) this.callsByPath?.inc({ path: rec.mediaPath })
     this.components.logger?.info({ callId: call.id, reason, status, durationMs: rec.durationMs }, 'call ended')
     void this.components.records.write(rec).catch((err: unknown) => this.components.logger?.error({ err, callId: call.id }, 'cannot write call record'))
   }

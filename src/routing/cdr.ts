@@ -1,4 +1,5 @@
 import type { Table } from '../store/index.js'
+import type { MediaPath } from './p2p-media.js'
 
 /** One leg of a call as the record keeps it. */
 export interface CdrLeg {
@@ -29,6 +30,13 @@ export interface CallRecord {
   reason: string
   legs: CdrLeg[]
   media?: { packets: { a2b: number, b2a: number }, bytes: { a2b: number, b2a: number } }
+  /**
+   * What carried the media between the nodes at the end: `udp` (no other node), `stream-direct` or `stream-relayed`
+   * (`/m1/rtp/1.0.0` on a direct or relayed libp2p connection), `datachannel` (ICE, direct UDP). Absent: no media.
+   */
+  mediaPath?: MediaPath
+  /** every carrier the call's media used, in order, with the time of the change (epoch ms) */
+  mediaPaths?: Array<{ at: number, path: MediaPath }>
 }
 
 export interface CallRecordsComponents { table: Table<CallRecord> }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Logger, MetricCounter, Metrics } from '../core/index.js'
 import type { AttachedLink, PacketLink, Side } from '../media/index.js'
+import { DirectPaths, type DirectPathsInit } from './direct-paths.js'
 
 /** RTP and RTCP between two nodes' media relays over libp2p (docs/protocols.md). */
 export const RTP_PROTOCOL = '/m1/rtp/1.0.0'
@@ -16,6 +17,8 @@ const KIND_HELLO = 0xff
 /** Kind bit: the packet is RTCP. The low 5 bits are the m-line index. */
 const KIND_RTCP = 0x80
 const KIND_INDEX = 0x1f
+/** Kind bit, on the data channel only: the channel number is the one on the stream the sender opened. */
+const KIND_OPENER = 0x40
 const HEADER = 5
 const MAX_CHANNELS = 65536
 const TOKEN_RE = /^[A-Za-z0-9_-]{16,64}$/
@@ -34,13 +37,31 @@ export interface PacketStream {
   removeEventListener: (type: 'message' | 'close' | 'remoteCloseWrite', listener: (evt: any) => void) => void
 }
 
+/** What carried a call's media between the nodes (or, for `udp`, that no other node was involved). */
+export type MediaPath = 'udp' | 'stream-direct' | 'stream-relayed' | 'datachannel'
+
+/** The media path of a call leg: the carrier at its end and each change, with the time (epoch ms). */
+export interface MediaPathReport {
+  path: MediaPath
+  switches: Array<{ at: number, path: MediaPath }>
+}
+
 export interface P2pMediaComponents {
   /** the libp2p node (src/p2p `P2p`), as the SIP transport uses it */
   p2p: {
     handleStreams: (protocol: string, handler: (stream: PacketStream, peer: string) => void, options?: { maxInboundStreams?: number, maxOutboundStreams?: number }) => Promise<void>
     dialStream: (peer: string, protocol: string, options?: { signal?: AbortSignal }) => Promise<PacketStream>
     unhandle: (protocol: string) => Promise<void>
+    /** request/response frames, for `/m1/ice/1.0.0` (absent: no direct path is tried) */
+    request?: (peer: string, protocol: string, frame: Record<string, unknown>, options?: { signal?: AbortSignal }) => Promise<Record<string, unknown>>
+    handle?: (protocol: string, handler: (frame: Record<string, unknown>, ctx: { peer: string, signal: AbortSignal }) => Promise<Record<string, unknown>>, options?: { maxInboundStreams?: number, timeoutMs?: number }) => Promise<void>
+    /** whether the connection to a peer is direct or relayed (for the call record) */
+    connectionTo?: (peer: string) => { direct: boolean }
   }
+  /** our peer id (needed for direct paths) */
+  selfPeerId?: () => string
+  /** ICE servers for direct paths, e.g. `stun:<relay ip>:3478` per relay held */
+  iceServers?: () => string[]
   /** the media relay (src/media `MediaRelay`) */
   relay: { attach: (callId: string, side: Side, link: PacketLink) => AttachedLink }
   logger?: Logger
@@ -54,6 +75,10 @@ export interface P2pMediaInit {
   timeoutMs?: number
   /** `/m1/rtp/1.0.0` streams open on one connection, each way. @default 64 */
   maxStreams?: number
+  /** Try a direct path (ICE data channel, `/m1/ice/1.0.0`) beside the stream; needs p2p request/handle and selfPeerId. @default true */
+  direct?: boolean
+  /** Settings of the direct path. @default {} */
+  directPath?: DirectPathsInit
 }
 
 /** A call leg whose media goes over a stream: the relay side it binds and the one peer allowed to carry it. */
@@ -66,6 +91,15 @@ interface Leg {
   channel?: number
   attached?: AttachedLink
   ended: boolean
+  /** carrier now, and its changes (for the call record) */
+  path?: MediaPath
+  switches: Array<{ at: number, path: MediaPath }>
+}
+
+/** The bound legs with one peer, by channel: on streams we opened, and on streams it opened. */
+interface PeerLegs {
+  ours: Map<number, Leg>
+  theirs: Map<number, Leg>
 }
 
 /** One `/m1/rtp/1.0.0` stream with a peer: the call legs it carries, by channel, and its write queue. */
@@ -96,6 +130,9 @@ export class P2pMediaLinks {
   private readonly links = new Set<Link>()
   private readonly outbound = new Map<string, Link>()
   private readonly dialing = new Map<string, Promise<Link | undefined>>()
+  private readonly byPeer = new Map<string, PeerLegs>()
+  /** the direct rung of the ladder, when enabled */
+  readonly direct?: DirectPaths
   private readonly maxPacket: number
   private readonly timeoutMs: number
   private running = false
@@ -110,6 +147,24 @@ export class P2pMediaLinks {
     m?.gauge('m1node_media_p2p_streams', 'Open /m1/rtp/1.0.0 streams', [], () => this.links.size)
     m?.gauge('m1node_media_p2p_legs', 'Call legs whose media rides on /m1/rtp/1.0.0', [], () => this.byToken.size)
     this.refused = m?.counter('m1node_media_p2p_refused_total', '/m1/rtp/1.0.0 streams or hellos refused', ['reason'])
+    const p2p = components.p2p
+    const self = components.selfPeerId
+    if (init.direct !== false && p2p.request != null && p2p.handle != null && self != null) {
+      this.direct = new DirectPaths({
+        p2p: {
+          request: async (peer, protocol, frame, options) => await p2p.request!(peer, protocol, frame, options),
+          handle: async (protocol, handler, options) => { await p2p.handle!(protocol, handler, options) },
+          unhandle: async (protocol) => { await p2p.unhandle(protocol) }
+        },
+        selfPeerId: self,
+        iceServers: () => components.iceServers?.() ?? [],
+        allowed: (peer) => { for (const leg of this.byToken.values()) if (leg.peer === peer && !leg.ended) return true; return false },
+        onFrame: (peer, frame) => { this.deliverDirect(peer, frame) },
+        onSwitch: (peer, active) => { this.switched(peer, active) },
+        ...(components.logger != null ? { logger: components.logger } : {}),
+        ...(m != null ? { metrics: m } : {})
+      }, init.directPath ?? {})
+    }
   }
 
   /** Open `/m1/rtp/1.0.0` streams (for tests and the status page). */
@@ -127,6 +182,7 @@ export class P2pMediaLinks {
     const max = this.init.maxStreams ?? 64
     try {
       await this.components.p2p.handleStreams(RTP_PROTOCOL, (stream, peer) => { this.accept(stream, peer) }, { maxInboundStreams: max, maxOutboundStreams: max })
+      await this.direct?.start()
     } catch (err) {
       this.running = false
       throw err
@@ -138,6 +194,7 @@ export class P2pMediaLinks {
     await this.components.p2p.unhandle(RTP_PROTOCOL).catch(() => {})
     for (const callId of [...this.byCall.keys()]) this.end(callId)
     for (const link of [...this.links]) this.closeLink(link)
+    await this.direct?.stop()
   }
 
   /**
@@ -148,7 +205,7 @@ export class P2pMediaLinks {
     const existing = this.byCall.get(callId)?.find(l => l.side === side && l.peer === peer)
     if (existing != null) return existing.token
     const token = randomBytes(18).toString('base64url')
-    this.add({ token, callId, side, peer, ended: false })
+    this.add({ token, callId, side, peer, ended: false, switches: [] })
     return token
   }
 
@@ -159,21 +216,66 @@ export class P2pMediaLinks {
    */
   connect (callId: string, side: Side, peer: string, token: string): void {
     if (!this.running || !TOKEN_RE.test(token) || this.byToken.has(token)) return
-    const leg: Leg = { token, callId, side, peer, ended: false }
+    const leg: Leg = { token, callId, side, peer, ended: false, switches: [] }
     this.add(leg)
     void this.open(leg)
   }
 
-  /** The call ended: its channels go, a stream left without channels closes. Idempotent. */
-  end (callId: string): void {
+  /**
+   * The call ended: its channels go, a stream left without channels closes, and the direct path with a peer left
+   * without calls closes. Returns the media path of its first leg that had one. Idempotent.
+   */
+  end (callId: string): MediaPathReport | undefined {
     const legs = this.byCall.get(callId)
-    if (legs == null) return
+    if (legs == null) return undefined
     this.byCall.delete(callId)
+    let report: MediaPathReport | undefined
     for (const leg of legs) {
       leg.ended = true
       this.byToken.delete(leg.token)
       this.unbind(leg)
+      if (report == null && leg.path != null) report = { path: leg.path, switches: leg.switches }
     }
+    return report
+  }
+
+  /** The media path of a call now (first leg with one), for tests and the status page. */
+  pathOf (callId: string): MediaPath | undefined {
+    return this.byCall.get(callId)?.find(l => l.path != null)?.path
+  }
+
+  /** The stream rung for a peer: direct or relayed connection. */
+  private streamPath (peer: string): MediaPath {
+    const c = this.components.p2p.connectionTo?.(peer)
+    return c == null || c.direct ? 'stream-direct' : 'stream-relayed'
+  }
+
+  private setPath (leg: Leg, path: MediaPath): void {
+    if (leg.path === path) return
+    leg.path = path
+    if (leg.switches.length < 64) leg.switches.push({ at: Date.now(), path })
+  }
+
+  /** The data channel with `peer` became (or stopped being) the carrier: every bound leg with it follows. */
+  private switched (peer: string, active: boolean): void {
+    const legs = this.byPeer.get(peer)
+    if (legs == null) return
+    const path = active ? 'datachannel' : this.streamPath(peer)
+    this.components.logger?.info({ peer, path, legs: legs.ours.size + legs.theirs.size }, 'media path switched')
+    for (const leg of [...legs.ours.values(), ...legs.theirs.values()]) this.setPath(leg, path)
+  }
+
+  /** A media frame from the data channel: the kind's opener bit says whose stream numbered its channel. */
+  private deliverDirect (peer: string, frame: Buffer): void {
+    const kind = frame[2]!
+    if ((kind & ~(KIND_RTCP | KIND_INDEX | KIND_OPENER)) !== 0) return
+    const legs = this.byPeer.get(peer)
+    const channel = frame.readUInt16BE(3)
+    const leg = (kind & KIND_OPENER) !== 0 ? legs?.theirs.get(channel) : legs?.ours.get(channel)
+    if (leg == null || frame.length <= HEADER) return
+    this.received++
+    // copy: the relay may hand the packet to a socket after this callback
+    leg.attached?.receive(Buffer.from(frame.subarray(HEADER)), kind & KIND_INDEX, (kind & KIND_RTCP) !== 0)
   }
 
   private add (leg: Leg): void {
@@ -271,16 +373,29 @@ export class P2pMediaLinks {
     leg.link = link
     leg.channel = channel
     link.channels.set(channel, leg)
+    let legs = this.byPeer.get(link.peer)
+    if (legs == null) this.byPeer.set(link.peer, legs = { ours: new Map(), theirs: new Map() })
+    ;(link.outbound ? legs.ours : legs.theirs).set(channel, leg)
+    const direct = this.direct
+    this.setPath(leg, direct?.isActive(link.peer) === true ? 'datachannel' : this.streamPath(link.peer))
+    direct?.want(link.peer)
     const max = this.maxPacket
+    const peer = link.peer
+    const opener = link.outbound ? KIND_OPENER : 0
     const packetLink: PacketLink = {
       send: (packet, index, rtcp) => {
         if (packet.length > max || leg.ended || link.closed) return
         const frame = Buffer.allocUnsafe(HEADER + packet.length)
         frame.writeUInt16BE(packet.length, 0)
-        frame[2] = (rtcp ? KIND_RTCP : 0) | (index & KIND_INDEX)
+        const kind = (rtcp ? KIND_RTCP : 0) | (index & KIND_INDEX)
         frame.writeUInt16BE(channel, 3)
         frame.set(packet, HEADER)
         this.sent++
+        if (direct != null) {
+          frame[2] = kind | opener
+          if (direct.send(peer, frame)) return
+        }
+        frame[2] = kind
         this.enqueue(link, frame)
       }
     }
@@ -302,7 +417,20 @@ export class P2pMediaLinks {
     if (link == null) return
     leg.link = undefined
     if (leg.channel != null && link.channels.get(leg.channel) === leg) link.channels.delete(leg.channel)
+    if (leg.channel != null) this.forget(link, leg.channel, leg)
     if (link.channels.size === 0 && link.outbound) this.closeLink(link)
+  }
+
+  /** The leg no longer holds the channel for direct delivery; a peer left with no bound leg loses its direct path. */
+  private forget (link: Link, channel: number, leg: Leg): void {
+    const legs = this.byPeer.get(link.peer)
+    if (legs == null) return
+    const map = link.outbound ? legs.ours : legs.theirs
+    if (map.get(channel) === leg) map.delete(channel)
+    if (legs.ours.size === 0 && legs.theirs.size === 0) {
+      this.byPeer.delete(link.peer)
+      this.direct?.release(link.peer)
+    }
   }
 
   /**
@@ -403,10 +531,11 @@ export class P2pMediaLinks {
     this.links.delete(link)
     if (this.outbound.get(link.peer) === link) this.outbound.delete(link.peer)
     link.pending = []
-    for (const leg of link.channels.values()) {
+    for (const [channel, leg] of link.channels) {
       leg.attached?.detach()
       leg.attached = undefined
       leg.link = undefined
+      this.forget(link, channel, leg)
     }
     link.channels.clear()
     const stream = link.stream

@@ -125,11 +125,17 @@ describe.skipIf(SKIP != null)('NAT lab: nodes behind NAT reach each other throug
     return { uac, uas: uasResult, paths }
   }
 
-  const lastRecord = async (d: LabDaemon): Promise<{ status: number, media?: { packets: { a2b: number, b2a: number } } }> => {
+  const lastRecord = async (d: LabDaemon): Promise<{ status: number, media?: { packets: { a2b: number, b2a: number } }, mediaPath?: string, mediaPaths?: Array<{ at: number, path: string }> }> => {
     const r = await cliIn(d.ns, ['calls', 'list', '--json', '--data', d.dir])
     const lines = r.stdout.split('\n').filter(l => l.trim() !== '')
-    return JSON.parse(lines[0]!)
+    // oldest first, and the nodes keep their data directories between cases: the last line is the last call
+    return JSON.parse(lines[lines.length - 1]!)
   }
+
+  /** node-a's log lines about the direct media path (which ICE pair, which switches). */
+  const directLog = (): string => a!.output().split('\n').filter(l => /direct media path|media path switched/.test(l)).map(l => {
+    try { const j = JSON.parse(l) as { msg: string, pair?: string, path?: string, why?: string }; return `${j.msg}${j.pair != null ? ` (${j.pair})` : ''}${j.path != null ? ` to ${j.path}` : ''}${j.why != null ? ` (${j.why})` : ''}` } catch { return l }
+  }).join('; ')
 
   /** 'relayed' or 'direct': how node-a is connected to node-b now. */
   const path = async (): Promise<string> => {
@@ -159,7 +165,7 @@ describe.skipIf(SKIP != null)('NAT lab: nodes behind NAT reach each other throug
     const t0 = Date.now()
     await startPair()
     const reachableMs = Date.now() - t0
-    const { uac, uas, paths } = await call('eim', 4000)
+    const { uac, uas, paths } = await call('eim', 6000)
     expectOk(uac, 'bob (uac, LAN 1)')
     expectOk(uas, 'alice (uas, LAN 2)')
     const rec = await lastRecord(a!)
@@ -169,7 +175,15 @@ describe.skipIf(SKIP != null)('NAT lab: nodes behind NAT reach each other throug
     // the call was carried through a relay; DCUtR runs on that connection, and whether it went direct is
     // reported, not assumed
     expect(paths.has('relayed')).toBe(true)
-    console.log(`NAT lab (eim): both nodes reachable ${reachableMs} ms after start; paths seen during the call: ${[...paths].join(', ')}`)
+    // the media path ladder: first packets on the relayed stream, then ICE (STUN on the relays) punches through
+    // both endpoint-independent NATs and the data channel carries the media to the end
+    expect(rec.mediaPaths![0]!.path).toBe('stream-relayed')
+    expect(rec.mediaPath).toBe('datachannel')
+    console.log(`NAT lab (eim): node-a: ${directLog()}`)
+    const recB = await lastRecord(b!)
+    expect(recB.mediaPath).toBe('datachannel')
+    const switchMs = rec.mediaPaths!.length > 1 ? rec.mediaPaths![1]!.at - rec.mediaPaths![0]!.at : -1
+    console.log(`NAT lab (eim): both nodes reachable ${reachableMs} ms after start; paths seen during the call: ${[...paths].join(', ')}; media ${rec.mediaPaths!.map(p => p.path).join(' > ')} (data channel ${switchMs} ms after the stream)`)
   }, 60_000)
 
   it('(b) symmetric NATs: the same call works relayed', async () => {
@@ -183,8 +197,11 @@ describe.skipIf(SKIP != null)('NAT lab: nodes behind NAT reach each other throug
     expect(rec.status).toBe(200)
     expect(rec.media!.packets.a2b).toBeGreaterThan(20)
     expect(rec.media!.packets.b2a).toBeGreaterThan(20)
-    // no hole punching through symmetric NATs: relayed the whole call
+    // no hole punching through symmetric NATs: relayed the whole call, and ICE finds no pair either (no TURN)
     expect([...paths]).toEqual(['relayed'])
+    console.log(`NAT lab (symmetric): node-a: ${directLog()}`)
+    expect(rec.mediaPath).toBe('stream-relayed')
+    expect(rec.mediaPaths!.map(p => p.path)).toEqual(['stream-relayed'])
   }, 60_000)
 
   it('(c) a relay dies: with the second relay, new calls work again within a bounded time', async () => {
