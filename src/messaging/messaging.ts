@@ -728,6 +728,7 @@ export class Messaging {
     const { directory, p2p } = this.components
     if (directory == null || p2p == null) return
     const record = await directory.resolveNode(node, { signal: AbortSignal.timeout(10_000) })
+    this.components.logger?.debug({ node, mailboxes: record.mailboxes ?? [] }, 'node assumed offline: its mailboxes get its messages')
     for (const mb of record.mailboxes ?? []) {
       const peer = await this.peerOf(mb)
       if (peer == null || peer === p2p.peerId) continue
@@ -869,7 +870,8 @@ export class Messaging {
   private async housekeeping (): Promise<void> {
     try {
       const now = this.now()
-      if (this.cfg.mailboxes.length > 0) await this.pullMailboxes({ signal: AbortSignal.timeout(30_000) })
+      // configured mailboxes and, behind NAT, the relays held (the node record names both)
+      if (this.cfg.mailboxes.length > 0 || (this.components.relayMailboxes?.().length ?? 0) > 0) await this.pullMailboxes({ signal: AbortSignal.timeout(30_000) })
       const expired: string[] = []
       for await (const [k, e] of this.components.mailbox.entries()) if (e.expiresAt < now) { expired.push(k); this.countMailbox({ depositor: e.depositor, node: k.slice(0, k.indexOf('!')) }, -1) }
       if (expired.length > 0) await this.components.mailbox.batch(expired.map(key => ({ type: 'del', key })))

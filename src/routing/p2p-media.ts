@@ -54,6 +54,18 @@ export interface P2pMediaInit {
   timeoutMs?: number
   /** `/m1/rtp/1.0.0` streams open on one connection, each way. @default 64 */
   maxStreams?: number
+  /**
+   * Milliseconds a call leg whose stream went away (its connection died: a relay lost) has to get a channel on a new
+   * stream; the side that opened the channel dials again meanwhile. After that the call is reported lost
+   * (`media:lost`). @default 10000
+   */
+  recoverMs?: number
+}
+
+/** Events of {@link P2pMediaLinks}. */
+export interface P2pMediaEvents {
+  /** a call's media stream went away and no new one carried it within `recoverMs`: the call cannot go on */
+  'media:lost': CustomEvent<{ callId: string, peer: string }>
 }
 
 /** A call leg whose media goes over a stream: the relay side it binds and the one peer allowed to carry it. */
@@ -66,6 +78,10 @@ interface Leg {
   channel?: number
   attached?: AttachedLink
   ended: boolean
+  /** we opened its channel ({@link P2pMediaLinks.connect}): we dial again when the stream goes */
+  opener?: boolean
+  /** running while the leg waits for a new stream after losing one */
+  lost?: ReturnType<typeof setTimeout>
 }
 
 /** One `/m1/rtp/1.0.0` stream with a peer: the call legs it carries, by channel, and its write queue. */
@@ -90,7 +106,7 @@ interface Link {
  * relay hands them over: the frames produced while handling one batch of socket events leave in one write at the
  * end of that batch (never waiting for more), which keeps a busy pair of nodes from paying a write per packet.
  */
-export class P2pMediaLinks {
+export class P2pMediaLinks extends EventTarget {
   private readonly byToken = new Map<string, Leg>()
   private readonly byCall = new Map<string, Leg[]>()
   private readonly links = new Set<Link>()
@@ -98,12 +114,15 @@ export class P2pMediaLinks {
   private readonly dialing = new Map<string, Promise<Link | undefined>>()
   private readonly maxPacket: number
   private readonly timeoutMs: number
+  private readonly recoverMs: number
   private running = false
   private sent = 0
   private received = 0
   private readonly refused?: MetricCounter
 
   constructor (private readonly components: P2pMediaComponents, private readonly init: P2pMediaInit = {}) {
+    super()
+    this.recoverMs = init.recoverMs ?? 10_000
     this.maxPacket = init.maxPacketBytes ?? MAX_RTP_PACKET_BYTES
     this.timeoutMs = init.timeoutMs ?? 5000
     const m = components.metrics
@@ -159,7 +178,7 @@ export class P2pMediaLinks {
    */
   connect (callId: string, side: Side, peer: string, token: string): void {
     if (!this.running || !TOKEN_RE.test(token) || this.byToken.has(token)) return
-    const leg: Leg = { token, callId, side, peer, ended: false }
+    const leg: Leg = { token, callId, side, peer, ended: false, opener: true }
     this.add(leg)
     void this.open(leg)
   }
@@ -171,6 +190,7 @@ export class P2pMediaLinks {
     this.byCall.delete(callId)
     for (const leg of legs) {
       leg.ended = true
+      if (leg.lost != null) clearTimeout(leg.lost)
       this.byToken.delete(leg.token)
       this.unbind(leg)
     }
@@ -254,8 +274,10 @@ export class P2pMediaLinks {
       }
       // the channel must come from the peer our SIP leg for that call talks to, and only once
       if (found.peer !== peer) throw new RefusedError('wrong-peer', 'token of another peer\'s call')
-      if (found.link != null || link.channels.has(channel)) throw new RefusedError('duplicate', 'call leg or channel already bound')
+      if (found.link === link || link.channels.has(channel)) throw new RefusedError('duplicate', 'call leg or channel already bound')
       if (timer != null) { clearTimeout(timer); timer = undefined }
+      // the peer opened a new stream for a leg bound to an older one (its connection died first on that side): move it
+      if (found.link != null) this.unbind(found)
       this.bind(found, link, channel)
     }, () => { if (timer != null) clearTimeout(timer) })
   }
@@ -268,6 +290,7 @@ export class P2pMediaLinks {
 
   /** Binds the leg's relay side to a channel of the link: packets for that side become frames on it. */
   private bind (leg: Leg, link: Link, channel: number): void {
+    if (leg.lost != null) { clearTimeout(leg.lost); leg.lost = undefined }
     leg.link = link
     leg.channel = channel
     link.channels.set(channel, leg)
@@ -396,6 +419,31 @@ export class P2pMediaLinks {
     stream.addEventListener('remoteCloseWrite', onClose)
   }
 
+  /**
+   * A live leg lost its stream. The side that opened the channel dials the peer again (libp2p takes any path still
+   * there) and names the token anew; the other side waits for that hello. Neither waits longer than `recoverMs`.
+   */
+  private recover (leg: Leg): void {
+    if (leg.lost != null) return
+    this.components.logger?.info({ callId: leg.callId, peer: leg.peer }, 'media stream lost, recovering')
+    const deadline = Date.now() + this.recoverMs
+    leg.lost = setTimeout(() => {
+      leg.lost = undefined
+      if (leg.ended || leg.link != null || !this.running) return
+      this.components.logger?.warn({ callId: leg.callId, peer: leg.peer }, 'media stream lost for good')
+      this.dispatchEvent(new CustomEvent('media:lost', { detail: { callId: leg.callId, peer: leg.peer } }))
+    }, this.recoverMs)
+    leg.lost.unref?.()
+    if (leg.opener !== true) return
+    void (async () => {
+      while (!leg.ended && leg.link == null && this.running && Date.now() < deadline) {
+        await this.open(leg)
+        if (leg.link != null || leg.ended) return
+        await new Promise(resolve => setTimeout(resolve, 500).unref())
+      }
+    })().catch(err => this.components.logger?.debug({ err, callId: leg.callId }, 'media stream recovery failed'))
+  }
+
   /** Closes a stream (aborts it on error); its legs lose their channel (their media stops). */
   private closeLink (link: Link, err?: unknown): void {
     if (link.closed) return
@@ -403,12 +451,16 @@ export class P2pMediaLinks {
     this.links.delete(link)
     if (this.outbound.get(link.peer) === link) this.outbound.delete(link.peer)
     link.pending = []
-    for (const leg of link.channels.values()) {
+    const orphans = [...link.channels.values()]
+    for (const leg of orphans) {
       leg.attached?.detach()
       leg.attached = undefined
       leg.link = undefined
     }
     link.channels.clear()
+    // live calls lose only this stream: they get a new one (over another path: the other relay, a direct
+    // connection) or are reported lost
+    if (this.running) for (const leg of orphans) if (!leg.ended) this.recover(leg)
     const stream = link.stream
     if (err != null) stream.abort(err instanceof Error ? err : new Error(String(err)))
     else void stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => { stream.abort(new Error('close timed out')) })

@@ -1,7 +1,7 @@
 // Text messages between two nodes behind NAT routers in the NAT lab (test/nat/lab.sh): SIPp devices in each LAN,
 // `m1node start` daemons inside the LAN namespaces, two volunteer relays on the public segment. Needs root, ip, nft,
 // conntrack and sipp; skipped otherwise. Run under the lab lock: `flock /tmp/m1lab.lock npx vitest run test/nat/messages.test.ts`.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -33,10 +33,11 @@ describe.skipIf(SKIP != null)('NAT lab: text messages between nodes behind NAT',
   const dir = async (n: string): Promise<string> => { const d = join(work, n); await mkdir(d, { recursive: true }); return d }
 
   /** A device that takes one MESSAGE (200) on `port`, running in the background. */
-  const device = async (lan: NsChildren, ns: string, port: number, tag: string, timeoutS: number): Promise<Promise<SippResult>> => {
-    const run = runSipp(lan, { scenario: 'message-uas.xml', transport: 'u1', remotePort: 5060, localPort: port, dir: await dir(tag), timeoutS, traceMsg: true, args: ['-recv_timeout', String(timeoutS * 1000)] })
+  const device = async (lan: NsChildren, ns: string, port: number, tag: string, timeoutS: number): Promise<{ done: Promise<SippResult> }> => {
+    const done = runSipp(lan, { scenario: 'message-uas.xml', transport: 'u1', remotePort: 5060, localPort: port, dir: await dir(tag), timeoutS, traceMsg: true, args: ['-recv_timeout', String(timeoutS * 1000)] })
     await until(`${tag} listening`, async () => udpBound(ns, port), 5000, 50)
-    return run
+    // wrapped: an async function returning the promise itself would wait for it
+    return { done }
   }
 
   /** bob (LAN 1, node-a) sends `text` to alice@node-b from port 5071; the answer must be 202. */
@@ -49,7 +50,7 @@ describe.skipIf(SKIP != null)('NAT lab: text messages between nodes behind NAT',
     lab('up', 'eim')
     work = await mkdtemp(join(tmpdir(), 'm1lab-msg-'))
     // a lab-friendly threshold: two failed attempts (about 1 s apart) and the messages go to the mailboxes
-    pair = new LabPair(work, { M1NODE_MESSAGING_OFFLINE_AFTER: '2' })
+    pair = new LabPair(work, { M1NODE_MESSAGING_OFFLINE_AFTER: '2', M1NODE_LOG_LEVEL: 'debug' })
     await pair.startRelay('relay-1')
     await pair.startRelay('relay-2')
     await pair.startPair(1)
@@ -60,6 +61,12 @@ describe.skipIf(SKIP != null)('NAT lab: text messages between nodes behind NAT',
     await registerIn(lan2, join(work, 'reg-alice'), 'alice', 'pw-alice', 'node-b', 5070)
     await registerIn(lan1, join(work, 'reg-bob'), 'bob', 'pw-bob', 'node-a', 5072)
   }, 90_000)
+
+  afterEach((ctx) => {
+    // what the nodes said about messages, when a case failed
+    if (ctx.task.result?.state !== 'fail') return
+    for (const d of [pair.a, pair.b, ...Object.values(pair.relays)]) if (d != null) console.log(`--- ${d.name}\n` + d.output().split('\n').filter(l => /"c":"messaging"|mailbox|"level":(40|50)/.test(l)).slice(-40).map(l => l.slice(0, 400)).join('\n'))
+  })
 
   afterAll(async () => {
     await lan1.killAll()
@@ -75,14 +82,14 @@ describe.skipIf(SKIP != null)('NAT lab: text messages between nodes behind NAT',
     const bobImdn = await device(lan1, 'm1lab-lan1', 5072, 'bob-imdn-1', 25)
     const sent = await send('send-1', 'hello-through-two-nats')
     expectSippOk(sent, 'bob sends (LAN 1)')
-    const got = await alice
+    const got = await alice.done
     const acceptedMs = Date.now() - t0
     expectSippOk(got, 'alice receives (LAN 2)')
     const msg = receivedMessages(got)
     expect(msg.length).toBeGreaterThanOrEqual(1)
     expect(msg[0]).toContain('hello-through-two-nats')
     expect(msg[0]).toMatch(/From: <sip:bob@node-a>/)
-    const imdn = await bobImdn
+    const imdn = await bobImdn.done
     expectSippOk(imdn, 'bob gets the delivery notification (LAN 1)')
     expect(receivedMessages(imdn)[0]).toMatch(/message\/imdn\+xml[\s\S]*<delivered\s*\/>/)
     const list = await until('delivered at node-a', async () => {
@@ -100,6 +107,7 @@ describe.skipIf(SKIP != null)('NAT lab: text messages between nodes behind NAT',
     expectSippOk(await send('send-2', 'while-you-were-away'), 'bob sends to offline node-b (LAN 1)')
     // node-a's outbox fails twice, then deposits in node-b's mailboxes (its relays, named in its node record)
     const relayIds = [pair.relayId('relay-1'), pair.relayId('relay-2')]
+    console.log('node-b as node-a resolves it now:', (await cliIn(pair.a!.ns, ['resolve', 'node-b', '--json', '--data', pair.a!.dir], 15_000)).stdout.slice(0, 1500))
     const held = await until('the message held by a relay mailbox', async () => {
       const m = (await messagesOf(pair.a!, 'bob')).find(x => x.to === 'alice' && x.id != null && x.state === 'stored' && x.note?.startsWith('mailbox:') === true)
       return m
@@ -108,12 +116,12 @@ describe.skipIf(SKIP != null)('NAT lab: text messages between nodes behind NAT',
     const alice = await device(lan2, 'm1lab-lan2', 5070, 'alice-2', 40)
     const t0 = Date.now()
     await pair.startB()
-    const got = await alice
+    const got = await alice.done
     const deliveredMs = Date.now() - t0
     expectSippOk(got, 'alice receives after node-b is back (LAN 2)')
     expect(receivedMessages(got)[0]).toContain('while-you-were-away')
     // node-b reports delivery to node-a, which notifies bob (RFC 5438)
-    expectSippOk(await bobImdn, 'bob gets the delivery notification (LAN 1)')
+    expectSippOk(await bobImdn.done, 'bob gets the delivery notification (LAN 1)')
     await until('delivered at node-a', async () => (await messagesOf(pair.a!, 'bob')).some(m => m.id === held.id && m.state === 'delivered'), 15_000)
     console.log(`NAT lab messages: held by relay mailbox ${held.note}, delivered ${deliveredMs} ms after node-b was started again`)
   }, 60_000)
