@@ -835,6 +835,7 @@ export class Messaging {
         for (let round = 0; round < 100; round++) {
           const answer = await p2p.request(peer, MAILBOX_PROTOCOL, { type: 'pull', limit: MAX_BATCH }, { ...options, maxFrameBytes: MAX_MSG_FRAME_BYTES })
           const messages = Array.isArray(answer.messages) ? answer.messages as Array<Record<string, unknown>> : []
+          this.components.logger?.debug({ mailbox: peer, messages: messages.length }, 'mailbox pulled')
           if (messages.length === 0) break
           const ids: string[] = []
           const byDepositor = new Map<string, unknown[]>()
