@@ -80,6 +80,8 @@ interface Leg {
   ended: boolean
   /** we opened its channel ({@link P2pMediaLinks.connect}): we dial again when the stream goes */
   opener?: boolean
+  /** a packet came on its channel: the far end took it (a refused channel is not dialled again) */
+  heard?: boolean
   /** running while the leg waits for a new stream after losing one */
   lost?: ReturnType<typeof setTimeout>
 }
@@ -368,6 +370,7 @@ export class P2pMediaLinks extends EventTarget {
     if ((kind & ~(KIND_RTCP | KIND_INDEX)) !== 0) throw new RefusedError('bad-kind', `frame kind ${kind}`)
     this.received++
     const leg = link.channels.get(channel)
+    if (leg != null) leg.heard = true
     if (leg != null && payload.length > 0) leg.attached?.receive(payload, kind & KIND_INDEX, (kind & KIND_RTCP) !== 0)
   }
 
@@ -421,7 +424,8 @@ export class P2pMediaLinks extends EventTarget {
 
   /**
    * A live leg lost its stream. The side that opened the channel dials the peer again (libp2p takes any path still
-   * there) and names the token anew; the other side waits for that hello. Neither waits longer than `recoverMs`.
+   * there) and names the token anew, when packets had come on it; the other side waits for that hello. Neither
+   * waits longer than `recoverMs`.
    */
   private recover (leg: Leg): void {
     if (leg.lost != null) return
@@ -434,7 +438,9 @@ export class P2pMediaLinks extends EventTarget {
       this.dispatchEvent(new CustomEvent('media:lost', { detail: { callId: leg.callId, peer: leg.peer } }))
     }, this.recoverMs)
     leg.lost.unref?.()
-    if (leg.opener !== true) return
+    // a channel the far end never answered on (refused, or no media yet) is not forced on it again
+    if (leg.opener !== true || leg.heard !== true) return
+    leg.heard = false
     void (async () => {
       while (!leg.ended && leg.link == null && this.running && Date.now() < deadline) {
         await this.open(leg)
