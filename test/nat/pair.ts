@@ -108,5 +108,6 @@ export class LabPair {
 /** REGISTERs `login` from `port` in a LAN (SIPp register-auth.xml). */
 export async function registerIn (lan: NsChildren, dir: string, login: string, password: string, domain: string, port: number): Promise<void> {
   await mkdir(dir, { recursive: true })
+  if (udpBound(lan.ns, port)) console.log(`port ${port} in ${lan.ns} is taken:\n${spawnSync('ip', ['netns', 'exec', lan.ns, 'ss', '-Hlunp'], { encoding: 'utf8' }).stdout}`)
   expectSippOk(await runSipp(lan, { scenario: 'register-auth.xml', transport: 'u1', remotePort: 5060, localPort: port, inf: await writeUsersCsv(join(dir, 'users.csv'), [{ login, password }]), dir, args: ['-set', 'domain', domain] }), `register ${login}`)
 }
