@@ -50,7 +50,8 @@ describe.skipIf(SKIP != null)('NAT lab: relayed calls behind symmetric NATs', ()
   const lastRecord = async (who: 'a' | 'b'): Promise<CallRecord> => {
     const d = pair[who]!
     const r = await cliIn(d.ns, ['calls', 'list', '--json', '--data', d.dir])
-    return JSON.parse(r.stdout.split('\n').filter(l => l.trim() !== '')[0]!) as CallRecord
+    // oldest first: the last line is the call just made
+    return JSON.parse(r.stdout.split('\n').filter(l => l.trim() !== '').at(-1)!) as CallRecord
   }
 
   /** The relay carrying node-a's connection to node-b now, or undefined when none (or direct). */
@@ -109,7 +110,7 @@ describe.skipIf(SKIP != null)('NAT lab: relayed calls behind symmetric NATs', ()
   it('a relay killed under an established relayed call: the call survives on another path or ends with BYE to both phones', async () => {
     let killedAt = 0
     let killed: RelayName | undefined
-    const { uac, uas } = await call('relay-dies', 'call-uac-hold.xml', 90, undefined, async () => {
+    const { uac, uas } = await call('relay-dies', 'call-uac-hold.xml', 50, undefined, async () => {
       // established, media flowing: then kill -9 the relay that carries the call
       killed = await until('the call carried by a relay', async () => await carrier(), 20_000, 300)
       await sleep(4000)
@@ -117,10 +118,12 @@ describe.skipIf(SKIP != null)('NAT lab: relayed calls behind symmetric NATs', ()
       await stopIn(pair.relays[killed]!, 'SIGKILL')
     })
     expect(killed).toBeDefined()
-    // no BYE within 60 s: the scenario hangs up itself, which SIPp logs as a receive timeout
+    // no BYE within 30 s: the scenario hangs up itself, which SIPp logs as a receive timeout
     expectSippOk({ ...uac, errors: uac.errors.split('\n').filter(l => !/receive timeout on message call-uac-hold:\d+, jumping to label/.test(l)).join('\n') }, 'bob (uac, LAN 1)')
     expectSippOk(uas, 'alice (uas, LAN 2)')
     const byeFromNode = /message received[^\n]*\n\s*BYE /.test(uac.messages)
+    const recovering = [pair.a!, pair.b!].map(d => `${d.name} ${d.output().split('\n').filter(l => l.includes('media stream lost')).length}`).join(', ')
+    console.log(`NAT lab relay failure: 'media stream lost' log lines: ${recovering}`)
     const recA = await lastRecord('a')
     const recB = await lastRecord('b')
     expect(recA.status).toBe(200)
@@ -131,10 +134,13 @@ describe.skipIf(SKIP != null)('NAT lab: relayed calls behind symmetric NATs', ()
       expect(endedMs).toBeLessThan(20_000)
       expect(recA.reason).not.toBe('caller-bye')
     } else {
-      // survived: the phone hung up after 60 s; media kept flowing both ways after the relay died
-      console.log(`NAT lab relay failure: the call survived ${killed}'s death; packets a2b ${recA.media?.packets.a2b} b2a ${recA.media?.packets.b2a}`)
+      // survived: the phone hung up after 30 s; media kept flowing both ways after the relay died (it died 4 s in:
+      // a call whose media stopped then would have under a third of its packets)
+      const expected = (recA.durationMs ?? 0) / 20
+      console.log(`NAT lab relay failure: the call survived ${killed}'s death; ${Math.round((recA.durationMs ?? 0) / 1000)} s, packets a2b ${recA.media?.packets.a2b} b2a ${recA.media?.packets.b2a} (about ${Math.round(expected)} each way if nothing was lost)`)
       expect(recA.reason).toBe('caller-bye')
-      expect(recA.media!.packets.b2a).toBeGreaterThan(50 * 50)
+      expect(recA.media!.packets.a2b).toBeGreaterThan(expected * 0.7)
+      expect(recA.media!.packets.b2a).toBeGreaterThan(expected * 0.7)
     }
-  }, 120_000)
+  }, 90_000)
 })
