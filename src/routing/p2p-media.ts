@@ -279,7 +279,7 @@ export class P2pMediaLinks extends EventTarget {
       if (found.link === link || link.channels.has(channel)) throw new RefusedError('duplicate', 'call leg or channel already bound')
       if (timer != null) { clearTimeout(timer); timer = undefined }
       // the peer opened a new stream for a leg bound to an older one (its connection died first on that side): move it
-      if (found.link != null) this.unbind(found)
+      if (found.link != null) this.leave(found)
       this.bind(found, link, channel)
     }, () => { if (timer != null) clearTimeout(timer) })
   }
@@ -290,23 +290,29 @@ export class P2pMediaLinks extends EventTarget {
     return link
   }
 
-  /** Binds the leg's relay side to a channel of the link: packets for that side become frames on it. */
+  /**
+   * Binds the leg to a channel of the link: packets of its relay side become frames on it. The relay side is attached
+   * once per leg; a leg moved to a new stream keeps it (frames go wherever the leg's channel is now).
+   */
   private bind (leg: Leg, link: Link, channel: number): void {
     if (leg.lost != null) { clearTimeout(leg.lost); leg.lost = undefined }
     leg.link = link
     leg.channel = channel
     link.channels.set(channel, leg)
+    if (leg.attached != null) return
     const max = this.maxPacket
     const packetLink: PacketLink = {
       send: (packet, index, rtcp) => {
-        if (packet.length > max || leg.ended || link.closed) return
+        const to = leg.link
+        // no stream for now (lost, being recovered): dropped, never sent anywhere else
+        if (packet.length > max || leg.ended || to == null || to.closed || leg.channel == null) return
         const frame = Buffer.allocUnsafe(HEADER + packet.length)
         frame.writeUInt16BE(packet.length, 0)
         frame[2] = (rtcp ? KIND_RTCP : 0) | (index & KIND_INDEX)
-        frame.writeUInt16BE(channel, 3)
+        frame.writeUInt16BE(leg.channel, 3)
         frame.set(packet, HEADER)
         this.sent++
-        this.enqueue(link, frame)
+        this.enqueue(to, frame)
       }
     }
     try {
@@ -319,10 +325,15 @@ export class P2pMediaLinks extends EventTarget {
     }
   }
 
-  /** The leg lets go of its channel; an outbound stream left without channels closes. */
+  /** The leg lets go of its relay side and its channel; an outbound stream left without channels closes. */
   private unbind (leg: Leg): void {
     leg.attached?.detach()
     leg.attached = undefined
+    this.leave(leg)
+  }
+
+  /** The leg leaves its channel (its relay side stays attached); an outbound stream left without channels closes. */
+  private leave (leg: Leg): void {
     const link = leg.link
     if (link == null) return
     leg.link = undefined
@@ -458,15 +469,18 @@ export class P2pMediaLinks extends EventTarget {
     if (this.outbound.get(link.peer) === link) this.outbound.delete(link.peer)
     link.pending = []
     const orphans = [...link.channels.values()]
-    for (const leg of orphans) {
-      leg.attached?.detach()
-      leg.attached = undefined
-      leg.link = undefined
-    }
     link.channels.clear()
-    // live calls lose only this stream: they get a new one (over another path: the other relay, a direct
-    // connection) or are reported lost
-    if (this.running) for (const leg of orphans) if (!leg.ended) this.recover(leg)
+    for (const leg of orphans) {
+      leg.link = undefined
+      // live calls lose only this stream: they get a new one (over another path: the other relay, a direct
+      // connection) or are reported lost. Their relay side stays attached meanwhile, so that its packets are
+      // dropped rather than sent to the far relay's SDP address, which means nothing here (and may be our own).
+      if (this.running && !leg.ended) this.recover(leg)
+      else {
+        leg.attached?.detach()
+        leg.attached = undefined
+      }
+    }
     const stream = link.stream
     if (err != null) stream.abort(err instanceof Error ? err : new Error(String(err)))
     else void stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => { stream.abort(new Error('close timed out')) })

@@ -130,10 +130,14 @@ describe('/m1/rtp/1.0.0 links', () => {
     ry.links.get('call-1/b')!.send(Buffer.from('before'), 0, false)
     await until(() => rx.got.length === 1)
     opened[0]!.abort(new Error('connection closed'))
-    await until(() => opened.length === 2 && rx.links.has('call-1/a') && ry.links.has('call-1/b'))
-    rx.links.get('call-1/a')!.send(Buffer.from('after'), 0, false)
-    ry.links.get('call-1/b')!.send(Buffer.from('back'), 0, false)
-    await until(() => ry.got.some(g => g.packet === 'after') && rx.got.some(g => g.packet === 'back'))
+    await until(() => opened.length === 2)
+    // the relay sides stay attached meanwhile (packets are dropped until the new stream carries them): media as a
+    // phone sends it, a packet every few ms, flows again both ways
+    await until(() => {
+      rx.links.get('call-1/a')!.send(Buffer.from('after'), 0, false)
+      ry.links.get('call-1/b')!.send(Buffer.from('back'), 0, false)
+      return ry.got.some(g => g.packet === 'after') && rx.got.some(g => g.packet === 'back')
+    })
     await sleep(50)
     expect(lost).toEqual([])
     expect(x.size).toBe(1)
