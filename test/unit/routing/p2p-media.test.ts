@@ -56,10 +56,10 @@ class FakeRelay {
 }
 
 /** Two nodes' links joined by fake streams: node X dials, node Y handles. */
-function nodes (): { x: P2pMediaLinks, y: P2pMediaLinks, rx: FakeRelay, ry: FakeRelay, opened: FakeStream[], dialAs: { peer: string } } {
+function nodes (recoverMs?: number): { x: P2pMediaLinks, y: P2pMediaLinks, rx: FakeRelay, ry: FakeRelay, opened: FakeStream[], dialAs: { peer: string, fail?: boolean } } {
   let handler: ((stream: PacketStream, peer: string) => void) | undefined
   const opened: FakeStream[] = []
-  const dialAs = { peer: 'peer-x' }
+  const dialAs: { peer: string, fail?: boolean } = { peer: 'peer-x' }
   const rx = new FakeRelay()
   const ry = new FakeRelay()
   const x = new P2pMediaLinks({
@@ -67,6 +67,7 @@ function nodes (): { x: P2pMediaLinks, y: P2pMediaLinks, rx: FakeRelay, ry: Fake
       handleStreams: async () => {},
       dialStream: async (_peer, protocol) => {
         expect(protocol).toBe(RTP_PROTOCOL)
+        if (dialAs.fail === true) throw new Error('no path to the peer')
         const [mine, theirs] = pair()
         opened.push(mine)
         handler!(theirs, dialAs.peer)
@@ -75,11 +76,11 @@ function nodes (): { x: P2pMediaLinks, y: P2pMediaLinks, rx: FakeRelay, ry: Fake
       unhandle: async () => {}
     },
     relay: rx
-  }, { timeoutMs: 500 })
+  }, { timeoutMs: 500, ...(recoverMs != null ? { recoverMs } : {}) })
   const y = new P2pMediaLinks({
     p2p: { handleStreams: async (_p, h) => { handler = h }, dialStream: async () => { throw new Error('no') }, unhandle: async () => {} },
     relay: ry
-  }, { timeoutMs: 500, maxPacketBytes: 100 })
+  }, { timeoutMs: 500, maxPacketBytes: 100, ...(recoverMs != null ? { recoverMs } : {}) })
   return { x, y, rx, ry, opened, dialAs }
 }
 
@@ -115,6 +116,54 @@ describe('/m1/rtp/1.0.0 links', () => {
     await until(() => x.size === 0 && y.size === 0)
     expect(x.legs + y.legs).toBe(0)
     expect(rx.links.size + ry.links.size).toBe(0)
+  })
+
+  it('a stream that dies under a live call (its relay went away) is opened again by the side that opened it', async () => {
+    const { x, y, rx, ry, opened } = nodes(2000)
+    await x.start(); await y.start()
+    started.push(x, y)
+    const lost: string[] = []
+    for (const l of [x, y]) l.addEventListener('media:lost', (evt) => { lost.push((evt as CustomEvent<{ callId: string }>).detail.callId) })
+    const token = y.expect('call-1', 'b', 'peer-x')
+    x.connect('call-1', 'a', 'peer-y', token)
+    await until(() => rx.links.has('call-1/a') && ry.links.has('call-1/b'))
+    ry.links.get('call-1/b')!.send(Buffer.from('before'), 0, false)
+    await until(() => rx.got.length === 1)
+    opened[0]!.abort(new Error('connection closed'))
+    await until(() => opened.length === 2)
+    // the relay sides stay attached meanwhile (packets are dropped until the new stream carries them): media as a
+    // phone sends it, a packet every few ms, flows again both ways
+    await until(() => {
+      rx.links.get('call-1/a')!.send(Buffer.from('after'), 0, false)
+      ry.links.get('call-1/b')!.send(Buffer.from('back'), 0, false)
+      return ry.got.some(g => g.packet === 'after') && rx.got.some(g => g.packet === 'back')
+    })
+    await sleep(50)
+    expect(lost).toEqual([])
+    expect(x.size).toBe(1)
+  })
+
+  it('a call whose stream cannot be opened again within recoverMs is reported lost on both sides', async () => {
+    const { x, y, rx, ry, opened, dialAs } = nodes(300)
+    await x.start(); await y.start()
+    started.push(x, y)
+    const lost: string[] = []
+    x.addEventListener('media:lost', (evt) => { lost.push(`x:${(evt as CustomEvent<{ callId: string }>).detail.callId}`) })
+    y.addEventListener('media:lost', (evt) => { lost.push(`y:${(evt as CustomEvent<{ callId: string }>).detail.callId}`) })
+    const token = y.expect('call-1', 'b', 'peer-x')
+    x.connect('call-1', 'a', 'peer-y', token)
+    await until(() => rx.links.has('call-1/a') && ry.links.has('call-1/b'))
+    ry.links.get('call-1/b')!.send(Buffer.from('before'), 0, false)
+    await until(() => rx.got.length === 1)
+    dialAs.fail = true
+    opened[0]!.abort(new Error('connection closed'))
+    await until(() => lost.length === 2, 3000)
+    expect(lost.sort()).toEqual(['x:call-1', 'y:call-1'])
+    // the call's end (BYE) clears it; nothing more is reported
+    x.end('call-1')
+    y.end('call-1')
+    await sleep(400)
+    expect(lost.length).toBe(2)
   })
 
   it('two calls between the same nodes share one stream, each on its channel; the stream closes with the last', async () => {
