@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { P2pMediaLinks, RTP_PROTOCOL, tokenOf, withToken, withoutToken, type PacketStream } from '../../../src/routing/index.js'
+import { P2pMediaLinks, RTP_PROTOCOL, tokenOf, withToken, withoutToken, type P2pMediaComponents, type PacketStream } from '../../../src/routing/index.js'
 import type { AttachedLink, PacketLink, Side } from '../../../src/media/index.js'
 
 /** One end of an in-memory duplex: what `send` writes, the other end gets as a 'message' event a tick later. */
@@ -84,6 +84,49 @@ function nodes (recoverMs?: number): { x: P2pMediaLinks, y: P2pMediaLinks, rx: F
   return { x, y, rx, ry, opened, dialAs }
 }
 
+type IceHandler = (frame: Record<string, unknown>, ctx: { peer: string, signal: AbortSignal }) => Promise<Record<string, unknown>>
+
+/** Like {@link nodes}, with the direct path on: `/m1/ice/1.0.0` requests go straight to the other's handler. */
+function directNodes (recoverMs: number): ReturnType<typeof nodes> {
+  let handler: ((stream: PacketStream, peer: string) => void) | undefined
+  const ice = new Map<string, IceHandler>()
+  const opened: FakeStream[] = []
+  const dialAs: { peer: string, fail?: boolean } = { peer: 'peer-x' }
+  const rx = new FakeRelay()
+  const ry = new FakeRelay()
+  const iceOf = (self: string): Pick<Required<P2pMediaComponents['p2p']>, 'request' | 'handle'> => ({
+    request: async (peer, _protocol, frame) => {
+      const answer = await ice.get(peer)!(frame, { peer: self, signal: AbortSignal.timeout(5000) })
+      if (answer.type === 'error') throw new Error(String(answer.code))
+      return answer
+    },
+    handle: async (_protocol, h) => { ice.set(self, h) }
+  })
+  const init = { timeoutMs: 500, recoverMs, directPath: { bindAddress: '127.0.0.1', lingerMs: 0, probeIntervalMs: 100, quietMs: 600 } }
+  const x = new P2pMediaLinks({
+    p2p: {
+      handleStreams: async () => {},
+      dialStream: async () => {
+        if (dialAs.fail === true) throw new Error('no path to the peer')
+        const [mine, theirs] = pair()
+        opened.push(mine)
+        handler!(theirs, dialAs.peer)
+        return mine
+      },
+      unhandle: async () => {},
+      ...iceOf('peer-x')
+    },
+    selfPeerId: () => 'peer-x',
+    relay: rx
+  }, init)
+  const y = new P2pMediaLinks({
+    p2p: { handleStreams: async (_p, h) => { handler = h }, dialStream: async () => { throw new Error('no') }, unhandle: async () => {}, ...iceOf('peer-y') },
+    selfPeerId: () => 'peer-y',
+    relay: ry
+  }, init)
+  return { x, y, rx, ry, opened, dialAs }
+}
+
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
 async function until (fn: () => boolean, ms = 2000): Promise<void> {
   const deadline = Date.now() + ms
@@ -164,6 +207,70 @@ describe('/m1/rtp/1.0.0 links', () => {
     y.end('call-1')
     await sleep(400)
     expect(lost.length).toBe(2)
+  })
+
+  it('a call on the data channel goes on there when its stream is lost, and is reported lost once that carrier goes too', async () => {
+    const { x, y, rx, ry, opened, dialAs } = directNodes(400)
+    await x.start(); await y.start()
+    started.push(x, y)
+    const lost: string[] = []
+    x.addEventListener('media:lost', (evt) => { lost.push(`x:${(evt as CustomEvent<{ callId: string }>).detail.callId}`) })
+    y.addEventListener('media:lost', (evt) => { lost.push(`y:${(evt as CustomEvent<{ callId: string }>).detail.callId}`) })
+    const token = y.expect('call-1', 'b', 'peer-x')
+    x.connect('call-1', 'a', 'peer-y', token)
+    await until(() => rx.links.has('call-1/a') && ry.links.has('call-1/b'))
+    await until(() => x.pathOf('call-1') === 'datachannel' && y.pathOf('call-1') === 'datachannel', 10_000)
+    // the stream dies and cannot be opened again: media keeps crossing on the data channel, beyond recoverMs
+    dialAs.fail = true
+    opened[0]!.abort(new Error('connection closed'))
+    await until(() => x.size === 0 && y.size === 0)
+    rx.got.length = 0
+    ry.got.length = 0
+    const deadline = Date.now() + 1000
+    let n = 0
+    while (Date.now() < deadline) {
+      rx.links.get('call-1/a')!.send(Buffer.from(`a${n}`), 0, false)
+      ry.links.get('call-1/b')!.send(Buffer.from(`b${n}`), 0, false)
+      n++
+      await sleep(20)
+    }
+    expect(ry.got.filter(g => g.packet.startsWith('a')).length).toBeGreaterThan(n / 2)
+    expect(rx.got.filter(g => g.packet.startsWith('b')).length).toBeGreaterThan(n / 2)
+    expect(lost).toEqual([])
+    // the data channel goes: no stream comes back either, so the call is reported lost
+    x.direct!.drop('peer-y')
+    await until(() => lost.includes('x:call-1'), 3000)
+    x.end('call-1')
+    y.end('call-1')
+  })
+
+  it('a stream lost under a call on the data channel is opened again, and the call record shows the carriers', async () => {
+    const { x, y, rx, ry, opened } = directNodes(2000)
+    await x.start(); await y.start()
+    started.push(x, y)
+    const token = y.expect('call-1', 'b', 'peer-x')
+    x.connect('call-1', 'a', 'peer-y', token)
+    await until(() => rx.links.has('call-1/a') && ry.links.has('call-1/b'))
+    await until(() => x.pathOf('call-1') === 'datachannel', 10_000)
+    // packets on the data channel count as heard: the opener dials again
+    await until(() => {
+      ry.links.get('call-1/b')!.send(Buffer.from('back'), 0, false)
+      return rx.got.some(g => g.packet === 'back')
+    })
+    opened[0]!.abort(new Error('connection closed'))
+    await until(() => opened.length === 2 && x.size === 1 && y.size === 1)
+    // media flows under the new channel numbers (the data channel, the stream: whichever carries it)
+    rx.got.length = 0
+    ry.got.length = 0
+    await until(() => {
+      rx.links.get('call-1/a')!.send(Buffer.from('after'), 0, false)
+      ry.links.get('call-1/b')!.send(Buffer.from('back'), 0, false)
+      return ry.got.some(g => g.packet === 'after') && rx.got.some(g => g.packet === 'back')
+    })
+    const report = x.end('call-1')
+    y.end('call-1')
+    expect(report?.path).toBe('datachannel')
+    expect(report?.switches.map(s => s.path)).toEqual(['stream-direct', 'datachannel'])
   })
 
   it('two calls between the same nodes share one stream, each on its channel; the stream closes with the last', async () => {
