@@ -287,6 +287,8 @@ export class M1Node {
     })
 
     media?.addEventListener('media:timeout', (evt) => { calls.mediaTimeout((evt as CustomEvent<{ callId: string }>).detail.callId) })
+    // a call whose stream to the other node died (its relay went away) and found no other path: BYE to both sides
+    remoteMedia?.addEventListener('media:lost', (evt) => { calls.mediaLost((evt as CustomEvent<{ callId: string }>).detail.callId) })
     // calls stop before the stack so that their BYEs and CANCELs still leave; media after the calls it carries
     if (media != null) this.started.push(media)
     if (remoteMedia != null) this.started.push(remoteMedia)

@@ -552,11 +552,15 @@ function checkName (raw: string, field: string): string {
   return name
 }
 
-/** Peer ids of the relays in `/…/p2p/<relay>/p2p-circuit/…` addresses. */
-function relayPeersOf (addrs: string[]): string[] {
+/**
+ * Peer ids of the relays in relay addresses: `/…/p2p/<relay>` as `relayAddresses()` gives them (the part before
+ * `/p2p-circuit`), or whole `/…/p2p/<relay>/p2p-circuit/…` addresses.
+ */
+export function relayPeersOf (addrs: string[]): string[] {
   const peers: string[] = []
   for (const a of addrs) {
-    const m = /\/p2p\/([^/]+)\/p2p-circuit(?:\/|$)/.exec(a)
+    const i = a.indexOf('/p2p-circuit')
+    const m = /\/p2p\/([^/]+)$/.exec(i >= 0 ? a.slice(0, i) : a)
     if (m != null) peers.push(m[1]!)
   }
   return peers

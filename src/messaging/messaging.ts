@@ -790,6 +790,7 @@ export class Messaging {
     const { directory, p2p } = this.components
     if (directory == null || p2p == null) return
     const record = await directory.resolveNode(node, { signal: AbortSignal.timeout(10_000) })
+    this.components.logger?.debug({ node, mailboxes: record.mailboxes ?? [] }, 'node assumed offline: its mailboxes get its messages')
     for (const mb of record.mailboxes ?? []) {
       const peer = await this.peerOf(mb)
       if (peer == null || peer === p2p.peerId) continue
@@ -896,6 +897,7 @@ export class Messaging {
         for (let round = 0; round < 100; round++) {
           const answer = await p2p.request(peer, MAILBOX_PROTOCOL, { type: 'pull', limit: MAX_BATCH }, { ...options, maxFrameBytes: MAX_MSG_FRAME_BYTES })
           const messages = Array.isArray(answer.messages) ? answer.messages as Array<Record<string, unknown>> : []
+          this.components.logger?.debug({ mailbox: peer, messages: messages.length }, 'mailbox pulled')
           if (messages.length === 0) break
           const ids: string[] = []
           const byDepositor = new Map<string, unknown[]>()
@@ -931,7 +933,8 @@ export class Messaging {
   private async housekeeping (): Promise<void> {
     try {
       const now = this.now()
-      if (this.cfg.mailboxes.length > 0) await this.pullMailboxes({ signal: AbortSignal.timeout(30_000) })
+      // configured mailboxes and, behind NAT, the relays held (the node record names both)
+      if (this.cfg.mailboxes.length > 0 || (this.components.relayMailboxes?.().length ?? 0) > 0) await this.pullMailboxes({ signal: AbortSignal.timeout(30_000) })
       const expired: string[] = []
       for await (const [k, e] of this.components.mailbox.entries()) if (e.expiresAt < now) { expired.push(k); this.countMailbox({ depositor: e.depositor, node: k.slice(0, k.indexOf('!')) }, -1) }
       if (expired.length > 0) await this.components.mailbox.batch(expired.map(key => ({ type: 'del', key })))

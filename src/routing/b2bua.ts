@@ -284,6 +284,11 @@ export class B2bua {
     }
   }
 
+  /** The stream that carried an answered call's media to another node is gone and no other path took over. */
+  mediaLost (callId: string): void {
+    for (const call of this.calls) if (call.id === callId && call.state === 'answered') this.hangup(call, 'media-lost')
+  }
+
   /** The media relay saw no packets for too long. */
   mediaTimeout (callId: string): void {
     for (const call of this.calls) if (call.id === callId && call.state === 'answered') this.hangup(call, 'media-timeout')

@@ -26,7 +26,7 @@ export interface CallRecord {
   durationMs: number
   /** final status sent to the caller */
   status: number
-  /** why it ended: caller-bye, callee-bye, cancelled, rejected, no-answer, media-timeout, session-expired, ... */
+  /** why it ended: caller-bye, callee-bye, cancelled, rejected, no-answer, media-timeout, media-lost, session-expired, ... */
   reason: string
   legs: CdrLeg[]
   media?: { packets: { a2b: number, b2a: number }, bytes: { a2b: number, b2a: number } }

@@ -79,6 +79,18 @@ export interface P2pMediaInit {
   direct?: boolean
   /** Settings of the direct path. @default {} */
   directPath?: DirectPathsInit
+  /**
+   * Milliseconds a call leg whose stream went away (its connection died: a relay lost) has to get a channel on a new
+   * stream; the side that opened the channel dials again meanwhile. After that the call is reported lost
+   * (`media:lost`). @default 10000
+   */
+  recoverMs?: number
+}
+
+/** Events of {@link P2pMediaLinks}. */
+export interface P2pMediaEvents {
+  /** a call's media stream went away and no new one carried it within `recoverMs`: the call cannot go on */
+  'media:lost': CustomEvent<{ callId: string, peer: string }>
 }
 
 /** A call leg whose media goes over a stream: the relay side it binds and the one peer allowed to carry it. */
@@ -91,12 +103,23 @@ interface Leg {
   channel?: number
   attached?: AttachedLink
   ended: boolean
+  /**
+   * `channel` was numbered on a stream we opened. With `channel` it names the leg on the data channel (the opener
+   * bit), and stays while the leg waits for a new stream, so that the data channel keeps carrying it meanwhile.
+   */
+  ours?: boolean
   /** carrier now, and its changes (for the call record) */
   path?: MediaPath
   switches: Array<{ at: number, path: MediaPath }>
+  /** we opened its channel ({@link P2pMediaLinks.connect}): we dial again when the stream goes */
+  opener?: boolean
+  /** a packet came on its channel (stream or data channel): the far end took it (a refused channel is not dialled again) */
+  heard?: boolean
+  /** running while the leg waits for a new stream after losing one */
+  lost?: ReturnType<typeof setTimeout>
 }
 
-/** The bound legs with one peer, by channel: on streams we opened, and on streams it opened. */
+/** The legs with one peer that hold a channel, by channel: on streams we opened, and on streams it opened. */
 interface PeerLegs {
   ours: Map<number, Leg>
   theirs: Map<number, Leg>
@@ -124,7 +147,7 @@ interface Link {
  * relay hands them over: the frames produced while handling one batch of socket events leave in one write at the
  * end of that batch (never waiting for more), which keeps a busy pair of nodes from paying a write per packet.
  */
-export class P2pMediaLinks {
+export class P2pMediaLinks extends EventTarget {
   private readonly byToken = new Map<string, Leg>()
   private readonly byCall = new Map<string, Leg[]>()
   private readonly links = new Set<Link>()
@@ -135,12 +158,15 @@ export class P2pMediaLinks {
   readonly direct?: DirectPaths
   private readonly maxPacket: number
   private readonly timeoutMs: number
+  private readonly recoverMs: number
   private running = false
   private sent = 0
   private received = 0
   private readonly refused?: MetricCounter
 
   constructor (private readonly components: P2pMediaComponents, private readonly init: P2pMediaInit = {}) {
+    super()
+    this.recoverMs = init.recoverMs ?? 10_000
     this.maxPacket = init.maxPacketBytes ?? MAX_RTP_PACKET_BYTES
     this.timeoutMs = init.timeoutMs ?? 5000
     const m = components.metrics
@@ -216,7 +242,7 @@ export class P2pMediaLinks {
    */
   connect (callId: string, side: Side, peer: string, token: string): void {
     if (!this.running || !TOKEN_RE.test(token) || this.byToken.has(token)) return
-    const leg: Leg = { token, callId, side, peer, ended: false, switches: [] }
+    const leg: Leg = { token, callId, side, peer, ended: false, switches: [], opener: true }
     this.add(leg)
     void this.open(leg)
   }
@@ -232,6 +258,7 @@ export class P2pMediaLinks {
     let report: MediaPathReport | undefined
     for (const leg of legs) {
       leg.ended = true
+      if (leg.lost != null) clearTimeout(leg.lost)
       this.byToken.delete(leg.token)
       this.unbind(leg)
       if (report == null && leg.path != null) report = { path: leg.path, switches: leg.switches }
@@ -262,7 +289,11 @@ export class P2pMediaLinks {
     if (legs == null) return
     const path = active ? 'datachannel' : this.streamPath(peer)
     this.components.logger?.info({ peer, path, legs: legs.ours.size + legs.theirs.size }, 'media path switched')
-    for (const leg of [...legs.ours.values(), ...legs.theirs.values()]) this.setPath(leg, path)
+    for (const leg of [...legs.ours.values(), ...legs.theirs.values()]) {
+      if (leg.link != null || active) this.setPath(leg, path)
+      // a leg that lost its stream and rode on the data channel alone: without it, it needs a stream again
+      else if (!leg.ended && this.running) this.recover(leg)
+    }
   }
 
   /** A media frame from the data channel: the kind's opener bit says whose stream numbered its channel. */
@@ -274,6 +305,7 @@ export class P2pMediaLinks {
     const leg = (kind & KIND_OPENER) !== 0 ? legs?.theirs.get(channel) : legs?.ours.get(channel)
     if (leg == null || frame.length <= HEADER) return
     this.received++
+    leg.heard = true
     // copy: the relay may hand the packet to a socket after this callback
     leg.attached?.receive(Buffer.from(frame.subarray(HEADER)), kind & KIND_INDEX, (kind & KIND_RTCP) !== 0)
   }
@@ -356,8 +388,10 @@ export class P2pMediaLinks {
       }
       // the channel must come from the peer our SIP leg for that call talks to, and only once
       if (found.peer !== peer) throw new RefusedError('wrong-peer', 'token of another peer\'s call')
-      if (found.link != null || link.channels.has(channel)) throw new RefusedError('duplicate', 'call leg or channel already bound')
+      if (found.link === link || link.channels.has(channel)) throw new RefusedError('duplicate', 'call leg or channel already bound')
       if (timer != null) { clearTimeout(timer); timer = undefined }
+      // the peer opened a new stream for a leg bound to an older one (its connection died first on that side): move it
+      if (found.link != null) this.leave(found)
       this.bind(found, link, channel)
     }, () => { if (timer != null) clearTimeout(timer) })
   }
@@ -368,35 +402,44 @@ export class P2pMediaLinks {
     return link
   }
 
-  /** Binds the leg's relay side to a channel of the link: packets for that side become frames on it. */
+  /**
+   * Binds the leg to a channel of the link: packets of its relay side become frames on it. The relay side is attached
+   * once per leg; a leg moved to a new stream keeps it (frames go wherever the leg's channel is now).
+   */
   private bind (leg: Leg, link: Link, channel: number): void {
+    if (leg.lost != null) { clearTimeout(leg.lost); leg.lost = undefined }
     leg.link = link
-    leg.channel = channel
+    this.setChannel(leg, link.outbound, channel)
     link.channels.set(channel, leg)
-    let legs = this.byPeer.get(link.peer)
-    if (legs == null) this.byPeer.set(link.peer, legs = { ours: new Map(), theirs: new Map() })
-    ;(link.outbound ? legs.ours : legs.theirs).set(channel, leg)
     const direct = this.direct
+    // a leg moved to a new stream gets its path set again (a relay lost may have left a direct connection, or none)
     this.setPath(leg, direct?.isActive(link.peer) === true ? 'datachannel' : this.streamPath(link.peer))
     direct?.want(link.peer)
+    if (leg.attached != null) return
     const max = this.maxPacket
-    const peer = link.peer
-    const opener = link.outbound ? KIND_OPENER : 0
+    const peer = leg.peer
     const packetLink: PacketLink = {
       send: (packet, index, rtcp) => {
-        if (packet.length > max || leg.ended || link.closed) return
+        const channel = leg.channel
+        if (packet.length > max || leg.ended || channel == null) return
+        const to = leg.link
+        const onStream = to != null && !to.closed
+        // no carrier for now (stream lost, being recovered, no data channel): dropped, never sent anywhere else
+        if (!onStream && direct?.isActive(peer) !== true) return
         const frame = Buffer.allocUnsafe(HEADER + packet.length)
         frame.writeUInt16BE(packet.length, 0)
         const kind = (rtcp ? KIND_RTCP : 0) | (index & KIND_INDEX)
         frame.writeUInt16BE(channel, 3)
         frame.set(packet, HEADER)
         this.sent++
-        if (direct != null) {
-          frame[2] = kind | opener
+        // the data channel, when it is the carrier, takes the leg under its last channel, stream lost or not
+        if (direct != null && leg.ours != null) {
+          frame[2] = kind | (leg.ours ? KIND_OPENER : 0)
           if (direct.send(peer, frame)) return
         }
+        if (!onStream) return
         frame[2] = kind
-        this.enqueue(link, frame)
+        this.enqueue(to, frame)
       }
     }
     try {
@@ -409,27 +452,56 @@ export class P2pMediaLinks {
     }
   }
 
-  /** The leg lets go of its channel; an outbound stream left without channels closes. */
+  /**
+   * The leg lets go of its relay side, its channel and its place on the data channel; an outbound stream left without
+   * channels closes, and a peer left without legs loses its direct path.
+   */
   private unbind (leg: Leg): void {
     leg.attached?.detach()
     leg.attached = undefined
+    this.leave(leg)
+    this.unmapDirect(leg)
+  }
+
+  /**
+   * The leg leaves its stream's channel (its relay side stays attached, and so does its place on the data channel
+   * until it binds anew); an outbound stream left without channels closes.
+   */
+  private leave (leg: Leg): void {
     const link = leg.link
     if (link == null) return
     leg.link = undefined
     if (leg.channel != null && link.channels.get(leg.channel) === leg) link.channels.delete(leg.channel)
-    if (leg.channel != null) this.forget(link, leg.channel, leg)
     if (link.channels.size === 0 && link.outbound) this.closeLink(link)
   }
 
-  /** The leg no longer holds the channel for direct delivery; a peer left with no bound leg loses its direct path. */
-  private forget (link: Link, channel: number, leg: Leg): void {
-    const legs = this.byPeer.get(link.peer)
-    if (legs == null) return
-    const map = link.outbound ? legs.ours : legs.theirs
-    if (map.get(channel) === leg) map.delete(channel)
-    if (legs.ours.size === 0 && legs.theirs.size === 0) {
-      this.byPeer.delete(link.peer)
-      this.direct?.release(link.peer)
+  /**
+   * The leg takes `channel` (numbered on a stream we opened when `ours`), where data-channel frames find it too; its
+   * previous channel, if any, is let go without touching the direct path.
+   */
+  private setChannel (leg: Leg, ours: boolean, channel: number): void {
+    let legs = this.byPeer.get(leg.peer)
+    if (legs == null) this.byPeer.set(leg.peer, legs = { ours: new Map(), theirs: new Map() })
+    if (leg.ours != null && leg.channel != null) {
+      const old = leg.ours ? legs.ours : legs.theirs
+      if (old.get(leg.channel) === leg) old.delete(leg.channel)
+    }
+    leg.ours = ours
+    leg.channel = channel
+    ;(ours ? legs.ours : legs.theirs).set(channel, leg)
+  }
+
+  /** The leg is gone from the data channel; a peer left with no leg loses its direct path. */
+  private unmapDirect (leg: Leg): void {
+    const legs = this.byPeer.get(leg.peer)
+    if (legs != null && leg.ours != null && leg.channel != null) {
+      const map = leg.ours ? legs.ours : legs.theirs
+      if (map.get(leg.channel) === leg) map.delete(leg.channel)
+    }
+    leg.ours = undefined
+    if (legs != null && legs.ours.size === 0 && legs.theirs.size === 0) {
+      this.byPeer.delete(leg.peer)
+      this.direct?.release(leg.peer)
     }
   }
 
@@ -473,6 +545,7 @@ export class P2pMediaLinks {
     if ((kind & ~(KIND_RTCP | KIND_INDEX)) !== 0) throw new RefusedError('bad-kind', `frame kind ${kind}`)
     this.received++
     const leg = link.channels.get(channel)
+    if (leg != null) leg.heard = true
     if (leg != null && payload.length > 0) leg.attached?.receive(payload, kind & KIND_INDEX, (kind & KIND_RTCP) !== 0)
   }
 
@@ -524,6 +597,39 @@ export class P2pMediaLinks {
     stream.addEventListener('remoteCloseWrite', onClose)
   }
 
+  /**
+   * A live leg lost its stream. The side that opened the channel dials the peer again (libp2p takes any path still
+   * there) and names the token anew, when packets had come on it; the other side waits for that hello. Neither
+   * waits longer than `recoverMs`.
+   */
+  private recover (leg: Leg): void {
+    if (leg.lost != null) return
+    this.components.logger?.info({ callId: leg.callId, peer: leg.peer }, 'media stream lost, recovering')
+    const deadline = Date.now() + this.recoverMs
+    leg.lost = setTimeout(() => {
+      leg.lost = undefined
+      if (leg.ended || leg.link != null || !this.running) return
+      // the data channel carries it still: the call goes on there (losing that carrier starts a recovery again)
+      if (this.direct?.isActive(leg.peer) === true && leg.ours != null) {
+        this.components.logger?.info({ callId: leg.callId, peer: leg.peer }, 'media stream not recovered: data channel only')
+        return
+      }
+      this.components.logger?.warn({ callId: leg.callId, peer: leg.peer }, 'media stream lost for good')
+      this.dispatchEvent(new CustomEvent('media:lost', { detail: { callId: leg.callId, peer: leg.peer } }))
+    }, this.recoverMs)
+    leg.lost.unref?.()
+    // a channel the far end never answered on (refused, or no media yet) is not forced on it again
+    if (leg.opener !== true || leg.heard !== true) return
+    leg.heard = false
+    void (async () => {
+      while (!leg.ended && leg.link == null && this.running && Date.now() < deadline) {
+        await this.open(leg)
+        if (leg.link != null || leg.ended) return
+        await new Promise(resolve => setTimeout(resolve, 500).unref())
+      }
+    })().catch(err => this.components.logger?.debug({ err, callId: leg.callId }, 'media stream recovery failed'))
+  }
+
   /** Closes a stream (aborts it on error); its legs lose their channel (their media stops). */
   private closeLink (link: Link, err?: unknown): void {
     if (link.closed) return
@@ -531,13 +637,20 @@ export class P2pMediaLinks {
     this.links.delete(link)
     if (this.outbound.get(link.peer) === link) this.outbound.delete(link.peer)
     link.pending = []
-    for (const [channel, leg] of link.channels) {
-      leg.attached?.detach()
-      leg.attached = undefined
-      leg.link = undefined
-      this.forget(link, channel, leg)
-    }
+    const orphans = [...link.channels.values()]
     link.channels.clear()
+    for (const leg of orphans) {
+      leg.link = undefined
+      // live calls lose only this stream: they get a new one (over another path: the other relay, a direct
+      // connection) or are reported lost. Their relay side stays attached meanwhile, so that its packets are
+      // dropped rather than sent to the far relay's SDP address, which means nothing here (and may be our own).
+      if (this.running && !leg.ended) this.recover(leg)
+      else {
+        leg.attached?.detach()
+        leg.attached = undefined
+        this.unmapDirect(leg)
+      }
+    }
     const stream = link.stream
     if (err != null) stream.abort(err instanceof Error ? err : new Error(String(err)))
     else void stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => { stream.abort(new Error('close timed out')) })
