@@ -326,17 +326,21 @@ export class MediaRelay extends EventTarget {
     }
   }
 
-  /** A packet side h sent over its link. */
-  private fromLink (h: Half, msg: Buffer, rtcp: boolean): void {
+  /** Marks the call alive (media timeout) and says whether side h's stream relays at all (a disabled m-line drops). */
+  private heard (h: Half): boolean {
     const stream = h.stream
     const call = stream.call
     const now = Date.now()
     if (call.startedAt === 0) call.startedAt = now
     call.lastPacketAt = now
-    if (!stream.enabled) {
-      this.counts[DROP_DISABLED]!++
-      return
-    }
+    if (stream.enabled) return true
+    this.counts[DROP_DISABLED]!++
+    return false
+  }
+
+  /** A packet side h sent over its link. */
+  private fromLink (h: Half, msg: Buffer, rtcp: boolean): void {
+    if (!this.heard(h)) return
     if (rtcp) this.sendRtcp(h, h.other, msg)
     else this.forwardRtp(h, h.other, msg)
   }
@@ -503,15 +507,7 @@ export class MediaRelay extends EventTarget {
       h.rtpAddr = rinfo.address
       h.rtpPort = rinfo.port
     }
-    const stream = h.stream
-    const call = stream.call
-    const now = Date.now()
-    if (call.startedAt === 0) call.startedAt = now
-    call.lastPacketAt = now
-    if (!stream.enabled) {
-      counts[DROP_DISABLED]!++
-      return
-    }
+    if (!this.heard(h)) return
     const to = h.other
     // RFC 5761 §4: a multiplexing side sends RTCP (packet types 192..223) on the RTP port; one that does not
     // multiplex (or a link, which marks RTCP) gets it on its RTCP port
@@ -566,15 +562,7 @@ export class MediaRelay extends EventTarget {
       h.rtcpAddr = rinfo.address
       h.rtcpPort = rinfo.port
     }
-    const stream = h.stream
-    const call = stream.call
-    const now = Date.now()
-    if (call.startedAt === 0) call.startedAt = now
-    call.lastPacketAt = now
-    if (!stream.enabled) {
-      this.counts[DROP_DISABLED]!++
-      return
-    }
+    if (!this.heard(h)) return
     this.sendRtcp(h, h.other, msg)
   }
 

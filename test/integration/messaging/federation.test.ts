@@ -4,18 +4,7 @@ import { Phone } from '../../helpers/phone.js'
 import { getHeader } from '../../../src/sip/message/index.js'
 import { MSG_PROTOCOL, MessageIds } from '../../../src/messaging/index.js'
 import { bodiesOf, sendMessage, sleep, until } from './helpers.js'
-
-async function eventually<T> (fn: () => Promise<T>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      return await fn()
-    } catch (err) {
-      if (Date.now() > deadline) throw err
-      await sleep(200)
-    }
-  }
-}
+import { eventually } from '../../helpers/wait.js'
 
 const CONFIG = { directory: { negative_cache_ttl: 0 }, messaging: { offline_after: 1 } }
 

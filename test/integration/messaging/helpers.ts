@@ -56,7 +56,8 @@ export function bodiesOf (phone: Phone, type = 'text/plain'): string[] {
   return out
 }
 
-export const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
+import { sleep } from '../../helpers/wait.js'
+export { sleep }
 
 /** Polls `check` until it is true or `timeoutMs` passes (then throws `what`). */
 export async function until (check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
