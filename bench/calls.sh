@@ -222,12 +222,7 @@ bench_series() {
     cpuus=$(calc "$ok > 0 ? ($k1 - $k0) * 1000000 / $HZ / $ok : 0")
     read -r _ su ss_ < <(tail -1 "$step/time")
     sippcpu=$(calc "($su + $ss_) * 100 / $wall")
-    stop=""
-    if [ "$(calc "$failpct >= $MAX_FAIL_PCT")" = 1 ]; then
-      stop="failures"
-    elif [ "$(calc "$achieved < 0.8 * $rate")" = 1 ]; then
-      stop="behind"
-    fi
+    stop=$(step_verdict "$failpct" "$achieved" "$rate")
     printf '%s\t%s\t%d\t%d\t%.0f\t%.3f\t%d\t%s\t%s\t%.0f\t%.0f\t%.1f\t%.0f\t%d\t%d\t%d\t%s\n' \
       "$target" "$series" "$hold" "$rate" "$achieved" "$failpct" "$conc" "$p50" "$p99" "$cpu" "$cpuus" \
       "$(calc "$rss / 1024")" "$sippcpu" "$((d1 - d0))" "$created" "$ok" "${stop:--}" >> "$ROWS"

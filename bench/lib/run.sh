@@ -4,6 +4,14 @@
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 calc() { awk "BEGIN { OFMT = \"%.6f\"; CONVFMT = \"%.6f\"; print ($*) }"; }
 
+# Why a rate ladder stops after a step: "failures" (failed % at or over MAX_FAIL_PCT), "behind" (under 80 % of
+# the offered rate), or nothing. Args: failed %, achieved/s, offered/s.
+step_verdict() {
+  if [ "$(calc "$1 >= $MAX_FAIL_PCT")" = 1 ]; then echo failures
+  elif [ "$(calc "$2 < 0.8 * $3")" = 1 ]; then echo behind
+  fi
+}
+
 STARTED_PIDS=()
 
 # Stops a process started here and its descendants (TERM, then KILL after 5 s), and forgets it.

@@ -326,6 +326,14 @@ export class MediaRelay extends EventTarget {
     }
   }
 
+  /** Counts a packet side h sent that went on to the other side. */
+  private relayed (h: Half, bytes: number): void {
+    h.packets++
+    h.bytes += bytes
+    this.counts[h.slot]!++
+    this.counts[h.slot + 2]! += bytes
+  }
+
   /** Marks the call alive (media timeout) and says whether side h's stream relays at all (a disabled m-line drops). */
   private heard (h: Half): boolean {
     const stream = h.stream
@@ -542,10 +550,7 @@ export class MediaRelay extends EventTarget {
         return
       }
     }
-    h.packets++
-    h.bytes += msg.length
-    counts[h.slot]!++
-    counts[h.slot + 2]! += msg.length
+    this.relayed(h, msg.length)
   }
 
   /** A packet side h sent to its RTCP port P[h] + 1. */
@@ -575,10 +580,7 @@ export class MediaRelay extends EventTarget {
         counts[DROP_ERROR]!++
         return
       }
-      from.packets++
-      from.bytes += msg.length
-      counts[from.slot]!++
-      counts[from.slot + 2]! += msg.length
+      this.relayed(from, msg.length)
       return
     }
     // RTCP to a multiplexing side goes to its RTP endpoint, from the RTP socket it knows
@@ -594,10 +596,7 @@ export class MediaRelay extends EventTarget {
       counts[DROP_ERROR]!++
       return
     }
-    from.packets++
-    from.bytes += msg.length
-    counts[from.slot]!++
-    counts[from.slot + 2]! += msg.length
+    this.relayed(from, msg.length)
   }
 
   /** Binds the next free even port and the odd one above it; skips ports in use by anyone. */
